@@ -1,0 +1,58 @@
+"""A small suite that shows what pytest-qase reports: run ``pytest --qase examples/``."""
+
+import pytest
+
+from pytest_qase import qase
+
+
+def test_passes():
+    assert 1 + 1 == 2
+
+
+@pytest.mark.qase_id(1)
+def test_linked_to_case_1():
+    assert "qase".upper() == "QASE"
+
+
+@qase.id(2, 3)
+def test_linked_to_two_cases():
+    assert sorted([3, 1, 2]) == [1, 2, 3]
+
+
+def test_fails():
+    expected = {"status": "passed"}
+    assert {"status": "failed"} == expected
+
+
+@pytest.mark.skip(reason="shows a skipped result")
+def test_skipped():
+    raise AssertionError("never runs")
+
+
+@pytest.mark.xfail(reason="known bug #42")
+def test_expected_failure():
+    assert 0.1 + 0.2 == 0.3
+
+
+@pytest.mark.parametrize("browser, width", [("chromium", 1280), ("firefox", 800)])
+def test_parametrized(browser, width):
+    assert width >= 800
+
+
+@pytest.mark.qase_id(4)
+class TestCheckout:
+    def test_cart(self):
+        assert [] == []
+
+    @pytest.mark.qase_id(5)
+    def test_payment(self):
+        assert True
+
+
+@pytest.fixture
+def broken_fixture():
+    raise RuntimeError("database is down")
+
+
+def test_blocked_by_setup(broken_fixture):
+    pass

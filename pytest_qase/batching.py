@@ -1,0 +1,103 @@
+"""Packing serialized results into bulk requests by count and by bytes, and trimming.
+
+Results are serialized once, on the uploader thread; a batch is then just byte strings
+joined into ``{"results":[...]}``, so its exact size is known before it is sent.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from .results import to_json_bytes
+
+ENVELOPE = len(b'{"results":[]}')
+TRIM_MARKER = "\n\n... [{} characters cut by pytest-qase] ...\n\n"
+MIN_TEXT = 2048
+
+
+@dataclass
+class Entry:
+    """One serialized result waiting to be sent."""
+
+    id: str
+    body: bytes
+    payload: Optional[dict[str, Any]] = None  # kept only until the result is delivered
+
+
+def envelope(entries: list[Entry]) -> bytes:
+    return b'{"results":[' + b",".join(e.body for e in entries) + b"]}"
+
+
+def batch_size(entries: list[Entry]) -> int:
+    return ENVELOPE + sum(len(e.body) for e in entries) + max(0, len(entries) - 1)
+
+
+class Packer:
+    """Accumulates entries and hands out full batches."""
+
+    def __init__(self, max_count: int, max_bytes: int) -> None:
+        self.max_count = max_count
+        self.max_bytes = max_bytes
+        self.pending: list[Entry] = []
+        self._bytes = ENVELOPE
+
+    def add(self, entry: Entry) -> list[list[Entry]]:
+        """Add one entry; return the batches that are now complete."""
+        ready: list[list[Entry]] = []
+        if self.pending and (len(self.pending) >= self.max_count
+                             or self._bytes + len(entry.body) + 1 > self.max_bytes):
+            ready.append(self.take())
+        self.pending.append(entry)
+        self._bytes += len(entry.body) + (1 if len(self.pending) > 1 else 0)
+        if len(self.pending) >= self.max_count:
+            ready.append(self.take())
+        return ready
+
+    def take(self) -> list[Entry]:
+        batch, self.pending, self._bytes = self.pending, [], ENVELOPE
+        return batch
+
+    def lower_caps(self, count: Optional[int], size: Optional[int]) -> None:
+        if count:
+            self.max_count = max(1, min(self.max_count, count))
+        if size:
+            self.max_bytes = max(MIN_TEXT * 4, min(self.max_bytes, size))
+
+
+def cut_middle(text: str, limit: int) -> str:
+    """Keep the head and the tail of a long text, with a visible marker in between."""
+    if len(text) <= limit:
+        return text
+    keep = max(0, limit - len(TRIM_MARKER) - 10)
+    head, tail = keep // 2, keep - keep // 2
+    cut = len(text) - head - tail
+    return text[:head] + TRIM_MARKER.format(cut) + (text[-tail:] if tail else "")
+
+
+def trim(payload: dict[str, Any], limit: int) -> bytes:
+    """Serialize a result within ``limit`` bytes by cutting its long texts, never dropping it."""
+    body = to_json_bytes(payload)
+    if len(body) + ENVELOPE <= limit:
+        return body
+    payload = json.loads(body)  # a private copy to cut down
+    execution = payload.get("execution") or {}
+    for _ in range(8):
+        excess = len(body) + ENVELOPE - limit
+        if excess <= 0:
+            break
+        texts = [(execution, "stacktrace"), (execution, "error_context"), (payload, "message")]
+        longest = max(texts, key=lambda t: len(t[0].get(t[1]) or ""))
+        value = longest[0].get(longest[1]) or ""
+        if len(value) > MIN_TEXT:
+            # bytes and characters differ for non-ASCII text: cut a little more than needed
+            longest[0][longest[1]] = cut_middle(value, max(MIN_TEXT, len(value) - excess * 2))
+        elif payload.get("steps"):
+            payload["steps"] = payload["steps"][: len(payload["steps"]) // 2]
+        elif payload.get("params"):
+            payload["params"] = {k: v[:200] for k, v in payload["params"].items()}
+        else:
+            break
+        body = to_json_bytes(payload)
+    return body

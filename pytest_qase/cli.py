@@ -1,0 +1,119 @@
+"""``python -m pytest_qase``: create and complete runs for CI shards, deliver spooled results.
+
+Settings come from the same flags and environment variables as the plugin (no ini file):
+the token from ``QASE_API_TOKEN``, the project from ``--qase-project`` or ``QASE_PROJECT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime, timezone
+from typing import Optional
+
+from . import clock
+from .client import ApiError, QaseClient
+from .ratelimit import RateGuard
+from .settings import OPTIONS, Settings, Sources, dest, resolve_from
+from .upload import deliver_spools
+
+SHARED = ("token", "project", "url", "ca_bundle", "run_title", "run_description")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pytest_qase",
+                                     description="Qase runs and spooled results from the shell.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    upload = commands.add_parser("upload", help="deliver results a session left undelivered")
+    upload.add_argument("path", help="a spool file or a folder of them")
+    upload.add_argument("--complete-run", action="store_true",
+                        help="complete the run when everything was delivered")
+    run = commands.add_parser("run", help="create or complete a run (CI shards)")
+    run_commands = run.add_subparsers(dest="run_command", required=True)
+    run_commands.add_parser("create", help="create a run and print its id")
+    complete = run_commands.add_parser("complete", help="complete a run")
+    complete.add_argument("run_id", type=int)
+    for sub in (upload, run_commands.choices["create"], complete):
+        for option in OPTIONS:
+            if option.name in SHARED and option.cli:
+                sub.add_argument(option.cli, dest=dest(option.name), metavar=option.metavar,
+                                 help=option.help)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Optional[Settings]:
+    settings = resolve_from(Sources.from_flags(vars(args)))
+    settings.enabled = True
+    for problem in settings.errors:
+        print(f"qase: error: {problem}", file=sys.stderr)
+    if settings.errors:
+        return None
+    if settings.token is None:
+        print("qase: error: no API token: set QASE_API_TOKEN in the environment", file=sys.stderr)
+        return None
+    return settings
+
+
+def _client(settings: Settings) -> QaseClient:
+    assert settings.token is not None
+    guard = RateGuard(settings.url, settings.token.reveal(), settings.rate_limit)
+    return QaseClient(settings.url, settings.token, verify=settings.verify(),
+                      timeout=settings.timeout, guard=guard)
+
+
+def _need_project(settings: Settings) -> Optional[str]:
+    if settings.project is None:
+        print("qase: error: no project: pass --qase-project CODE or set QASE_PROJECT",
+              file=sys.stderr)
+    return settings.project
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = _settings(args)
+    if settings is None:
+        return 2
+    client = _client(settings)
+    deadline = clock.Deadline(settings.max_wait)
+    try:
+        if args.command == "upload":
+            return _upload(args, settings, client, deadline)
+        project = _need_project(settings)
+        if project is None:
+            return 2
+        if args.run_command == "create":
+            client.get_project(project, deadline)
+            stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+            body = {"title": (settings.run_title or f"pytest {stamp}")[:255],
+                    "is_autotest": True}
+            if settings.run_description:
+                body["description"] = settings.run_description
+            print(client.create_run(project, body, deadline))
+            return 0
+        client.complete_run(project, args.run_id, deadline)
+        print(f"qase: run {args.run_id} ({project}) completed", file=sys.stderr)
+        return 0
+    except ApiError as error:
+        print(f"qase: error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+
+
+def _upload(args: argparse.Namespace, settings: Settings, client: QaseClient,
+            deadline: clock.Deadline) -> int:
+    outcome = deliver_spools(args.path, client, batch_size=settings.batch_size,
+                             max_bytes=settings.max_request_bytes, deadline=deadline,
+                             expect_url=settings.url)
+    print(f"qase: {outcome.delivered} results delivered in {outcome.requests} requests",
+          file=sys.stderr)
+    if outcome.undelivered:
+        reason = sorted(set(outcome.undelivered.values()))[0]
+        print(f"qase: {len(outcome.undelivered)} results still not delivered: {reason}",
+              file=sys.stderr)
+        return 1
+    if args.complete_run:
+        for project, run_id in sorted(outcome.runs):
+            client.complete_run(project, run_id, deadline)
+            print(f"qase: run {run_id} ({project}) completed", file=sys.stderr)
+    return 0

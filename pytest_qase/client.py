@@ -1,0 +1,254 @@
+"""The one HTTP client that talks to Qase: auth, TLS, timeouts, retries and error meaning.
+
+Every request goes through ``QaseClient.call``: it takes a slot from the shared rate guard,
+sends with a timeout and without following redirects (the token must never reach another
+host), retries transient failures with capped exponential backoff and jitter under a
+deadline, and turns every other answer into an ``ApiError`` whose text is one clear line.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from . import __version__, clock
+from .ratelimit import RateGuard
+from .settings import Secret
+
+TRANSIENT_STATUSES = {408, 429, 500, 502, 503, 504}
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 30.0
+DEFAULT_RETRY_AFTER = 60.0
+
+# Captured at import, before any test can patch them (``responses`` replaces
+# ``HTTPAdapter.send``; ``requests-mock`` replaces ``Session.get_adapter``).
+_REAL_SEND = HTTPAdapter.send
+_REAL_GET_ADAPTER = requests.Session.get_adapter
+
+
+class _Adapter(HTTPAdapter):
+    send = _REAL_SEND
+
+
+class _Session(requests.Session):
+    get_adapter = _REAL_GET_ADAPTER
+
+
+class ApiError(Exception):
+    """A request that did not succeed; ``str()`` is one line for the user."""
+
+    def __init__(self, message: str, status: Optional[int] = None, *,
+                 transient: bool = False, retry_after: Optional[float] = None,
+                 fields: Optional[list[dict[str, Any]]] = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.transient = transient
+        self.retry_after = retry_after
+        self.fields = fields or []
+        self.ambiguous = False  # the server may have applied it though no answer came
+
+    @property
+    def stops_sending(self) -> bool:
+        """Answers after which no further request can succeed in this session."""
+        return self.status in (401, 403, 404, 405, 410)
+
+
+@dataclass
+class Reply:
+    status: int
+    data: Any
+
+
+def parse_retry_after(value: Optional[str]) -> float:
+    """Seconds to wait from a ``Retry-After`` header: seconds or an HTTP date; absent: 60."""
+    if not value:
+        return DEFAULT_RETRY_AFTER
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, when.timestamp() - clock.now())
+    except (TypeError, ValueError):
+        return DEFAULT_RETRY_AFTER
+
+
+def backoff_delay(attempt: int) -> float:
+    """Full-jitter exponential backoff, capped."""
+    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * (2 ** attempt)))
+
+
+def _error_text(data: Any) -> tuple[str, list[dict[str, Any]]]:
+    if isinstance(data, dict):
+        message = str(data.get("errorMessage") or data.get("message") or "")
+        fields = data.get("errorFields")
+        return message, fields if isinstance(fields, list) else []
+    return "", []
+
+
+def describe(status: int, action: str, server_message: str) -> str:
+    """The one line a user reads for an unsuccessful answer."""
+    said = f": {server_message}" if server_message else ""
+    meanings = {
+        400: f"Qase refused the request to {action} (400){said}",
+        401: f"the API token was rejected (401) when trying to {action}: check QASE_API_TOKEN "
+             "(a valid, unrevoked token of this workspace)",
+        403: f"the token may not {action} (403){said}: give its user that permission in Qase",
+        404: f"not found (404) when trying to {action}{said}: check the project code / run id",
+        405: f"the server does not allow the request to {action} (405): check qase_url "
+             "points at the Qase API",
+        410: f"gone (410) when trying to {action}{said}: the run or project was removed",
+        413: f"request too large (413) when trying to {action}",
+        422: f"Qase could not process the request to {action} (422){said}",
+        429: f"rate limit reached (429) when trying to {action}",
+        507: f"no storage left in the Qase workspace (507) when trying to {action}",
+    }
+    if status in meanings:
+        return meanings[status]
+    if 300 <= status < 400:
+        return (f"the server redirected the request to {action} ({status}); redirects are not "
+                "followed so the token cannot leak: set qase_url to the final address")
+    return f"Qase answered {status} when trying to {action}{said}"
+
+
+class QaseClient:
+    """Talks to one Qase API host with one token."""
+
+    def __init__(self, url: str, token: Secret, *, verify: Any, timeout: float,
+                 guard: RateGuard) -> None:
+        self.url = url.rstrip("/")
+        self._token = token
+        self.verify = verify
+        self.timeout = timeout
+        self.guard = guard
+        self.requests_made = 0
+        self.rate_limited = 0
+        self._session = _Session()
+        self._session.mount("https://", _Adapter(pool_connections=1, pool_maxsize=4))
+        self._session.mount("http://", _Adapter())  # present only so nothing else is used
+        self._session.headers.update({"User-Agent": f"pytest-qase/{__version__}",
+                                      "Accept": "application/json"})
+
+    def __repr__(self) -> str:
+        return f"QaseClient(url={self.url!r})"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def call(self, method: str, path: str, action: str, deadline: clock.Deadline, *,
+             body: Optional[bytes] = None, files: Any = None, params: Any = None,
+             idempotent: bool = True) -> Reply:
+        """Send one request (retrying what is transient) and return the decoded answer.
+
+        A request that is not idempotent (creating a run) is retried only when it surely
+        did not reach the server, so a lost answer can never create a second run.
+        """
+        attempt = 0
+        while True:
+            error = self._attempt(method, path, action, deadline, body, files, params)
+            if isinstance(error, Reply):
+                return error
+            if not error.transient or (error.ambiguous and not idempotent):
+                raise error
+            attempt += 1
+            delay = 0.0 if error.status == 429 else backoff_delay(attempt)
+            if deadline.remaining() <= delay:
+                raise error
+            clock.sleep(delay)
+
+    def _attempt(self, method: str, path: str, action: str, deadline: clock.Deadline,
+                 body: Optional[bytes], files: Any, params: Any) -> Any:
+        if not self.guard.acquire(deadline):
+            return ApiError(f"gave up waiting for the rate limit when trying to {action}",
+                            transient=False)
+        headers = {"Token": self._token.reveal()}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        timeout = max(0.5, min(self.timeout, deadline.remaining() or self.timeout))
+        self.requests_made += 1
+        try:
+            response = self._session.request(
+                method, self.url + path, data=body, files=files, params=params,
+                headers=headers, timeout=(min(10.0, timeout), timeout), verify=self.verify,
+                allow_redirects=False)
+        except requests.exceptions.SSLError as exc:
+            return ApiError(f"TLS verification of {self.url} failed when trying to {action}: "
+                            f"{_short(exc)}; set qase_ca_bundle to the CA that signs it")
+        except requests.exceptions.InvalidHeader:
+            return ApiError("the API token contains characters that cannot be sent in a header")
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            error = ApiError(f"could not reach {self.url} when trying to {action}: "
+                             f"{type(exc).__name__}", transient=True)
+            error.ambiguous = not _surely_unsent(exc)
+            return error
+        except requests.exceptions.RequestException as exc:
+            return ApiError(f"request to {action} failed: {_short(exc)}")
+        headers_in = response.headers
+        self.guard.observe(headers_in.get("X-RateLimit-Remaining"),
+                           headers_in.get("X-RateLimit-Reset"))
+        try:
+            data = response.json()
+        except ValueError:  # an HTML page from a proxy: judged by its status alone
+            data = None
+        status = response.status_code
+        response.close()
+        if 200 <= status < 300:
+            return Reply(status, data)
+        message, fields = _error_text(data)
+        retry_after = None
+        if status == 429:
+            self.rate_limited += 1
+            retry_after = parse_retry_after(headers_in.get("Retry-After"))
+            self.guard.block_until(clock.now() + retry_after)
+        return ApiError(describe(status, action, message), status,
+                        transient=status in TRANSIENT_STATUSES, retry_after=retry_after,
+                        fields=fields)
+
+    # -- the endpoints ------------------------------------------------------------------
+
+    def get_project(self, code: str, deadline: clock.Deadline) -> dict[str, Any]:
+        reply = self.call("GET", f"/v1/project/{code}", f"read project {code}", deadline)
+        return (reply.data or {}).get("result") or {}
+
+    def create_run(self, code: str, body: dict[str, Any], deadline: clock.Deadline) -> int:
+        from .results import to_json_bytes
+
+        reply = self.call("POST", f"/v1/run/{code}", f"create a run in project {code}",
+                          deadline, body=to_json_bytes(body), idempotent=False)
+        try:
+            return int(reply.data["result"]["id"])
+        except (KeyError, TypeError, ValueError):
+            raise ApiError("Qase created a run but its answer had no run id") from None
+
+    def get_run(self, code: str, run_id: int, deadline: clock.Deadline) -> dict[str, Any]:
+        reply = self.call("GET", f"/v1/run/{code}/{run_id}", f"read run {run_id} of {code}",
+                          deadline)
+        return (reply.data or {}).get("result") or {}
+
+    def complete_run(self, code: str, run_id: int, deadline: clock.Deadline) -> None:
+        self.call("POST", f"/v1/run/{code}/{run_id}/complete",
+                  f"complete run {run_id} of {code}", deadline)
+
+    def send_results(self, code: str, run_id: int, body: bytes,
+                     deadline: clock.Deadline) -> Reply:
+        return self.call("POST", f"/v2/{code}/run/{run_id}/results",
+                         f"send results to run {run_id} of {code}", deadline, body=body)
+
+
+def _surely_unsent(exc: Exception) -> bool:
+    """Connection refused or a connect timeout: the request never reached the server."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    text = repr(exc)
+    return "NewConnectionError" in text or "Connection refused" in text
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:300]

@@ -1,0 +1,109 @@
+"""The local Qase Report: ``run.json`` plus ``results/<id>.json``, readable by Qase's tools.
+
+Each process writes its own result files (on the uploader thread); the process that owns
+the session (the xdist controller, or the only process) clears stale files at the start and
+writes ``run.json`` from the result files at the end, so xdist workers need no extra channel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+from collections import Counter
+from typing import Any, Optional
+
+from . import __version__
+from .results import Result, to_json_bytes
+
+STATUSES = ("passed", "failed", "skipped", "blocked", "invalid")
+
+
+class LocalReport:
+    """Writes one session's report into ``directory``."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.results_dir = os.path.join(directory, "results")
+        self.written = 0
+
+    def prepare(self) -> None:
+        """Create the folders and remove the files an earlier session left (only ours)."""
+        os.makedirs(self.results_dir, exist_ok=True)
+        os.makedirs(os.path.join(self.directory, "attachments"), exist_ok=True)
+        for name in os.listdir(self.results_dir):
+            if name.endswith(".json"):
+                os.remove(os.path.join(self.results_dir, name))
+        run_file = os.path.join(self.directory, "run.json")
+        if os.path.exists(run_file):
+            os.remove(run_file)
+
+    def write(self, result: Result) -> None:
+        os.makedirs(self.results_dir, exist_ok=True)
+        path = os.path.join(self.results_dir, f"{result.id}.json")
+        temporary = path + ".tmp"
+        with open(temporary, "wb") as handle:
+            handle.write(to_json_bytes(result.to_report()))
+        os.replace(temporary, path)
+        self.written += 1
+
+    def finish(self, title: str, start_time: float, end_time: float,
+               environment: Optional[str] = None) -> dict[str, Any]:
+        """Write ``run.json`` summarising every result file of the session."""
+        summaries: list[dict[str, Any]] = []
+        suites: set[str] = set()
+        threads: set[str] = set()
+        muted = 0
+        for name in sorted(os.listdir(self.results_dir)):
+            if not name.endswith(".json"):
+                continue
+            try:
+                with open(os.path.join(self.results_dir, name), encoding="utf-8") as handle:
+                    data = json.load(handle)
+            except (OSError, ValueError):
+                continue
+            execution = data.get("execution") or {}
+            thread = execution.get("thread")
+            summaries.append({"id": data.get("id"), "title": data.get("title"),
+                              "status": execution.get("status"),
+                              "duration": execution.get("duration") or 0, "thread": thread})
+            if thread:
+                threads.add(thread)
+            muted += bool(data.get("muted"))
+            relation = ((data.get("relations") or {}).get("suite") or {}).get("data") or []
+            if relation:
+                suites.add(".".join(str(s.get("title")) for s in relation))
+        counts = Counter(s["status"] for s in summaries)
+        run = {
+            "title": title,
+            "execution": {
+                "start_time": round(start_time, 3),
+                "end_time": round(end_time, 3),
+                "duration": int(round((end_time - start_time) * 1000)),
+                "cumulative_duration": sum(int(s["duration"]) for s in summaries),
+            },
+            "stats": {"total": len(summaries), **{s: counts.get(s, 0) for s in STATUSES},
+                      "muted": muted},
+            "results": summaries,
+            "threads": sorted(threads),
+            "suites": sorted(suites),
+            "environment": environment,
+            "host_data": host_data(),
+        }
+        with open(os.path.join(self.directory, "run.json"), "wb") as handle:
+            handle.write(to_json_bytes(run))
+        return run
+
+
+def host_data() -> dict[str, str]:
+    import pytest
+
+    return {
+        "system": platform.system(),
+        "machine": platform.machine(),
+        "node": socket.gethostname(),
+        "python": platform.python_version(),
+        "pytest": pytest.__version__,
+        "reporter": f"pytest-qase {__version__}",
+    }

@@ -1,0 +1,42 @@
+"""pytest entry point: registers options and the marker, and the reporting object when on.
+
+Like pytest-reportlog, nothing but option parsing happens unless ``--qase`` (or its ini or
+environment twin) is on, so an installed but unused plugin costs nothing.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from . import marks, settings
+from .session import QaseSession
+
+PLUGIN_NAME = "qase-session"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    settings.add_options(parser)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    marks.register(config)
+    resolved = settings.resolve(config)
+    if not resolved.enabled:
+        return
+    if resolved.strict and resolved.errors:
+        raise pytest.UsageError("qase: " + "\nqase: ".join(resolved.errors))
+    config.pluginmanager.register(QaseSession(config, resolved), PLUGIN_NAME)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for name in (PLUGIN_NAME + "-xdist", PLUGIN_NAME):
+        plugin = config.pluginmanager.get_plugin(name)
+        if plugin is not None:
+            config.pluginmanager.unregister(plugin, name)

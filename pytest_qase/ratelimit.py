@@ -1,0 +1,159 @@
+"""One request budget shared by every process that uses the same API host and token.
+
+xdist workers, the controller, concurrent pytest runs and the ``upload`` command all take
+a slot from one sliding-window counter kept in a small JSON file in a per-user temp
+directory, named by a hash of host and token (never the token itself) and guarded by
+``filelock``. A 429 writes "blocked until T" into the same file so every process pauses.
+The file also carries the batch caps learned from 413 answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+from typing import Any, Optional
+
+from filelock import FileLock, Timeout
+
+from . import clock
+
+WINDOW_SECONDS = 60.0
+SAFETY_SECONDS = 0.5  # servers count windows on their own clock: keep a little margin
+LOCK_TIMEOUT = 10.0
+MAX_PAUSE = 5.0  # longest single sleep, so deadlines and other processes are rechecked
+
+
+def state_directory() -> str:
+    """A private directory for this user's shared state."""
+    try:
+        user = str(os.getuid())
+    except AttributeError:  # Windows
+        user = os.environ.get("USERNAME", "user")
+    path = os.path.join(tempfile.gettempdir(), f"pytest-qase-{user}")
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
+
+
+def state_name(url: str, token: str) -> str:
+    return hashlib.sha256(f"{url}\0{token}".encode()).hexdigest()[:24]
+
+
+class RateGuard:
+    """Takes a slot before each request; waits (boundedly) when the budget is spent."""
+
+    def __init__(self, url: str, token: str, budget: int,
+                 directory: Optional[str] = None, window: float = WINDOW_SECONDS) -> None:
+        directory = directory or state_directory()
+        base = os.path.join(directory, state_name(url, token))
+        self.path = base + ".json"
+        self._lock = FileLock(base + ".lock", timeout=LOCK_TIMEOUT)
+        self._thread_lock = threading.Lock()
+        self.budget = budget
+        self.window = window
+        self.lock_failures = 0
+        self.waited_seconds = 0.0
+
+    # -- the state file ---------------------------------------------------------------
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                state = json.load(handle)
+            if not isinstance(state, dict) or not isinstance(state.get("sent", []), list):
+                raise ValueError("not a state object")
+            state["sent"] = [float(t) for t in state.get("sent", [])]
+            state["blocked_until"] = float(state.get("blocked_until", 0.0))
+            return state
+        except (OSError, ValueError, TypeError):  # missing or corrupt: start afresh
+            return {"sent": [], "blocked_until": 0.0}
+
+    def _write(self, state: dict[str, Any]) -> None:
+        temporary = f"{self.path}.{os.getpid()}.{threading.get_ident()}.tmp"
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(state, handle)
+        os.replace(temporary, self.path)
+
+    def _update(self, change) -> Any:
+        """Run ``change(state)`` under the file lock and save; without the lock, run unsaved."""
+        with self._thread_lock:
+            try:
+                with self._lock:
+                    state = self._read()
+                    answer = change(state)
+                    self._write(state)
+                    return answer
+            except (Timeout, OSError):
+                # a lock we cannot get must never hang or crash the session: go on alone
+                self.lock_failures += 1
+                return change(self._read())
+
+    # -- slots --------------------------------------------------------------------------
+
+    def acquire(self, deadline: clock.Deadline) -> bool:
+        """Take one request slot; False when the deadline passes first."""
+        while True:
+            wait = self._update(self._try_take)
+            if wait <= 0:
+                return True
+            if deadline.expired():
+                return False
+            pause = min(wait, MAX_PAUSE)
+            self.waited_seconds += pause
+            if not deadline.sleep(pause) and deadline.expired():
+                return False
+
+    def _try_take(self, state: dict[str, Any]) -> float:
+        now = clock.now()
+        horizon = now - self.window - SAFETY_SECONDS
+        sent = [t for t in state["sent"] if t > horizon]
+        state["sent"] = sent
+        if state["blocked_until"] > now:
+            return state["blocked_until"] - now
+        if len(sent) >= self.budget:
+            return sent[-self.budget] - horizon
+        sent.append(now)
+        return 0.0
+
+    def block_until(self, until: float) -> None:
+        """Every process pauses until ``until`` (after a 429, or when the server says so)."""
+
+        def change(state: dict[str, Any]) -> None:
+            state["blocked_until"] = max(state["blocked_until"], until)
+
+        self._update(change)
+
+    def observe(self, remaining: Optional[str], reset: Optional[str]) -> None:
+        """Slow down before a 429: when the server says none are left, wait for its reset."""
+        try:
+            if remaining is not None and int(remaining) <= 0 and reset:
+                reset_at = float(reset)
+                if clock.now() < reset_at < clock.now() + 2 * self.window:
+                    self.block_until(reset_at)
+        except ValueError:
+            pass
+
+    def blocked_until(self) -> float:
+        return self._read()["blocked_until"]
+
+    # -- caps learned from 413 ------------------------------------------------------------
+
+    def learned_caps(self) -> tuple[Optional[int], Optional[int]]:
+        caps = self._read().get("caps") or {}
+        try:
+            return caps.get("count"), caps.get("bytes")
+        except AttributeError:
+            return None, None
+
+    def learn_caps(self, count: Optional[int], size: Optional[int]) -> None:
+        def change(state: dict[str, Any]) -> None:
+            caps = state.get("caps") if isinstance(state.get("caps"), dict) else {}
+            if count is not None:
+                caps["count"] = min(count, caps.get("count") or count)
+            if size is not None:
+                caps["bytes"] = min(size, caps.get("bytes") or size)
+            state["caps"] = caps
+
+        self._update(change)

@@ -1,0 +1,366 @@
+"""One test item's outcome: setup, call and teardown folded into one Qase result.
+
+The test thread only gathers what it must while the item is alive (reports, marks, params,
+times); turning a ``Result`` into the API payload or a report file happens later, on the
+uploader thread, through ``to_api`` and ``to_report``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import pytest
+
+from . import clock, marks
+
+MAX_PARAM_CHARS = 1024
+MAX_MESSAGE_CHARS = 2000
+
+PASSED, FAILED, BLOCKED, SKIPPED, INVALID = "passed", "failed", "blocked", "skipped", "invalid"
+
+
+@dataclass
+class Step:
+    """A step of a result: a subtest today, a ``qase.step`` block for the runtime API."""
+
+    title: str
+    status: str = PASSED
+    start_time: float = 0.0
+    end_time: float = 0.0
+    expected: Optional[str] = None
+    data: Optional[str] = None
+    comment: Optional[str] = None
+    steps: list[Step] = field(default_factory=list)
+    attachments: list[Any] = field(default_factory=list)
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def duration_ms(self) -> int:
+        return max(0, int(round((self.end_time - self.start_time) * 1000)))
+
+    def to_api(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"action": self.title}
+        if self.expected:
+            data["expected_result"] = self.expected
+        if self.data:
+            data["input_data"] = self.data
+        execution: dict[str, Any] = {
+            "status": self.status if self.status in _STEP_STATUSES else FAILED,
+            "start_time": round(self.start_time, 3),
+            "end_time": round(self.end_time, 3),
+            "duration": self.duration_ms(),
+        }
+        if self.comment:
+            execution["comment"] = self.comment
+        return {"data": data, "execution": execution,
+                "steps": [step.to_api() for step in self.steps]}
+
+    def to_report(self, parent_id: Optional[str] = None) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "step_type": "text",
+            "data": {"action": self.title, "expected_result": self.expected,
+                     "input_data": self.data},
+            "parent_id": parent_id,
+            "execution": {
+                "status": self.status,
+                "start_time": round(self.start_time, 3),
+                "end_time": round(self.end_time, 3),
+                "duration": self.duration_ms(),
+                "attachments": [],
+            },
+            "steps": [step.to_report(self.id) for step in self.steps],
+        }
+
+
+_STEP_STATUSES = {PASSED, FAILED, BLOCKED, SKIPPED}
+
+
+@dataclass
+class Result:
+    """What Qase gets for one test item."""
+
+    title: str
+    signature: str
+    status: str
+    start_time: float
+    end_time: float
+    duration_ms: int
+    nodeid: str = ""
+    case_ids: list[int] = field(default_factory=list)
+    message: Optional[str] = None
+    stacktrace: Optional[str] = None
+    thread: str = "main"
+    suites: list[str] = field(default_factory=list)
+    params: dict[str, str] = field(default_factory=dict)
+    param_groups: list[list[str]] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    fields: dict[str, str] = field(default_factory=dict)
+    muted: bool = False
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def to_api(self) -> dict[str, Any]:
+        """The body of one result in ``POST /v2/{code}/run/{id}/results``."""
+        payload: dict[str, Any] = {
+            "id": self.id,
+            "title": self.title,
+            "signature": self.signature,
+            "execution": {
+                "status": self.status,
+                "start_time": round(self.start_time, 3),
+                "end_time": round(self.end_time, 3),
+                "duration": self.duration_ms,
+                "stacktrace": self.stacktrace,
+                "thread": self.thread,
+            },
+            "fields": dict(self.fields),
+            "steps": [step.to_api() for step in self.steps],
+            "steps_type": "classic",
+            "params": dict(self.params),
+            "param_groups": [list(g) for g in self.param_groups] or None,
+            "relations": _relations(self.suites),
+            "message": self.message,
+        }
+        if self.case_ids:
+            payload["testops_ids"] = list(self.case_ids)
+        return payload
+
+    def to_report(self) -> dict[str, Any]:
+        """The content of ``results/<id>.json`` in the Qase Report format."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "signature": self.signature,
+            "testops_ids": list(self.case_ids) or None,
+            "execution": {
+                "status": self.status,
+                "start_time": round(self.start_time, 3),
+                "end_time": round(self.end_time, 3),
+                "duration": self.duration_ms,
+                "stacktrace": self.stacktrace,
+                "thread": self.thread,
+            },
+            "fields": dict(self.fields),
+            "attachments": [],
+            "steps": [step.to_report() for step in self.steps],
+            "params": dict(self.params),
+            "param_groups": [list(g) for g in self.param_groups] or None,
+            "relations": _relations(self.suites),
+            "message": self.message,
+            "muted": self.muted,
+        }
+
+
+def _relations(suites: list[str]) -> Optional[dict[str, Any]]:
+    if not suites:
+        return None
+    return {"suite": {"data": [{"title": title, "public_id": None} for title in suites]}}
+
+
+def to_json_bytes(payload: Any) -> bytes:
+    """UTF-8 JSON; lone surrogates and other unencodable text become '?' instead of failing."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"),
+                      default=str).encode("utf-8", "replace")
+
+
+# ----------------------------------------------------------------------------- building
+
+
+def param_text(value: Any) -> str:
+    """A parameter's real value as text: strings as they are, anything else by repr."""
+    try:
+        text = value if isinstance(value, str) else repr(value)
+    except Exception as exc:  # a broken __repr__ must not lose the result
+        text = f"<{type(value).__name__} object: repr failed: {type(exc).__name__}>"
+    if len(text) > MAX_PARAM_CHARS:
+        text = text[: MAX_PARAM_CHARS - 15] + "...[truncated]"
+    return text
+
+
+def _item_params(item: pytest.Item) -> tuple[dict[str, str], list[list[str]]]:
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return {}, []
+    params = {str(name): param_text(value) for name, value in callspec.params.items()}
+    groups: list[list[str]] = []
+    grouped: set[str] = set()
+    for mark in item.iter_markers("parametrize"):
+        names = mark.args[0] if mark.args else mark.kwargs.get("argnames", ())
+        if isinstance(names, str):
+            names = [n.strip() for n in names.split(",") if n.strip()]
+        group = [n for n in names if n in params and n not in grouped]
+        if group:
+            groups.append(group)
+            grouped.update(group)
+    groups.extend([name] for name in params if name not in grouped)
+    return params, groups
+
+
+
+
+def _signature(base: str, case_ids: list[int], params: dict[str, str]) -> str:
+    signature = base
+    if case_ids:
+        signature += "::" + "-".join(str(i) for i in case_ids)
+    if params:
+        signature += "::" + json.dumps(params, sort_keys=True, ensure_ascii=False)
+    return signature
+
+
+def _first_line(text: str) -> str:
+    for line in text.strip().splitlines():
+        if line.strip():
+            return line.strip()[:MAX_MESSAGE_CHARS]
+    return ""
+
+
+def _crash_message(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:  # a skip: (path, line, reason)
+        reason = str(longrepr[2])
+        return reason[len("Skipped: "):] if reason.startswith("Skipped: ") else reason
+    crash = getattr(longrepr, "reprcrash", None)
+    if crash is not None and getattr(crash, "message", None):
+        return _first_line(crash.message)
+    return _first_line(str(longrepr)) if longrepr is not None else ""
+
+
+def _trace(report: pytest.TestReport) -> Optional[str]:
+    if report.longrepr is None or report.skipped:
+        return None
+    try:
+        return report.longreprtext
+    except Exception:  # a longrepr pytest itself cannot render
+        return str(report.longrepr)
+
+
+def _nodeid_names(nodeid: str) -> tuple[str, list[str], str]:
+    """Title, suite path and the signature's base, from a node id (classes kept in order)."""
+    bare = nodeid[: nodeid.index("[")] if nodeid.endswith("]") and "[" in nodeid else nodeid
+    parts = bare.split("::")
+    path, inner = parts[0], parts[1:-1]
+    function = parts[-1] if len(parts) > 1 else parts[0]
+    directories = [p for p in os.path.dirname(path).replace("\\", "/").split("/") if p]
+    module = os.path.splitext(os.path.basename(path))[0]
+    suites = directories + ([module] if module else []) + inner
+    return ".".join(inner + [function]), suites, "::".join([path] + inner + [function])
+
+
+def crash_result(report: pytest.TestReport, thread: str) -> Result:
+    """The result of a test whose xdist worker died while running it (no item is left)."""
+    stop = clock.now()
+    message = _first_line(str(report.longrepr or "worker crashed"))
+    title, suites, base = _nodeid_names(report.nodeid)
+    return Result(title=title, signature=base, status=FAILED, start_time=stop, end_time=stop,
+                  duration_ms=0, nodeid=report.nodeid, message=message,
+                  stacktrace=str(report.longrepr or ""), thread=thread, suites=suites)
+
+
+class Outcome:
+    """Collects the reports of one test item while it runs, then folds them."""
+
+    def __init__(self, item: pytest.Item) -> None:
+        self.item = item
+        self.start_time = clock.now()
+        self._started = clock.monotonic()
+        self.phases: dict[str, pytest.TestReport] = {}
+        self.subtests: list[Step] = []
+        self.subtest_traces: list[str] = []
+        self.steps: list[Step] = []
+        self.attempts = 0
+
+    def add(self, report: pytest.TestReport) -> None:
+        if report.outcome == "rerun":  # pytest-rerunfailures: a new attempt starts
+            self.attempts += 1
+            self.phases.clear()
+            self.subtests.clear()
+            self.subtest_traces.clear()
+            return
+        context = getattr(report, "context", None)
+        if context is not None and hasattr(context, "kwargs"):
+            self._add_subtest(report, context)
+            return
+        self.phases[report.when] = report
+
+    def _add_subtest(self, report: pytest.TestReport, context: Any) -> None:
+        words = [str(context.msg)] if getattr(context, "msg", None) is not None else []
+        words += [f"{k}={param_text(v)}" for k, v in dict(context.kwargs).items()]
+        status = FAILED if report.failed else SKIPPED if report.skipped else PASSED
+        stop = getattr(report, "stop", None) or clock.now()
+        start = getattr(report, "start", None) or stop - float(report.duration or 0)
+        step = Step(title="subtest " + (" ".join(words) or "(unnamed)"), status=status,
+                    start_time=start, end_time=stop)
+        if report.failed:
+            step.comment = _crash_message(report)
+            trace = _trace(report)
+            if trace:
+                self.subtest_traces.append(f"--- {step.title} ---\n{trace}")
+        self.subtests.append(step)
+
+    def finish(self, thread: str) -> Result:
+        item = self.item
+        end_time = clock.now()
+        duration_ms = int(round((clock.monotonic() - self._started) * 1000))
+        status, message, traces = self._fold()
+        case_ids = marks.case_ids(item)
+        params, groups = _item_params(item)
+        title, suites, base = _nodeid_names(item.nodeid)
+        return Result(
+            title=title,
+            signature=_signature(base, case_ids, params),
+            status=status,
+            start_time=self.start_time,
+            end_time=max(end_time, self.start_time),
+            duration_ms=duration_ms,
+            nodeid=item.nodeid,
+            case_ids=case_ids,
+            message=message or None,
+            stacktrace="\n\n".join(traces) or None,
+            thread=thread,
+            suites=suites,
+            params=params,
+            param_groups=groups,
+            steps=self.steps + self.subtests,
+        )
+
+    def _fold(self) -> tuple[str, str, list[str]]:
+        """Status, one-line message and stack traces from the phases (see docs/statuses.md)."""
+        setup = self.phases.get("setup")
+        call = self.phases.get("call")
+        teardown = self.phases.get("teardown")
+        traces: list[str] = []
+        if setup is not None and setup.failed:
+            status, message = BLOCKED, "setup failed: " + _crash_message(setup)
+            traces.append(_trace(setup) or "")
+        elif setup is not None and setup.skipped:
+            status, message = SKIPPED, _skip_message(setup)
+        elif call is None:
+            status, message = SKIPPED, "not run"
+        elif call.failed:
+            status, message = FAILED, _crash_message(call)
+            traces.append(_trace(call) or "")
+        elif call.skipped:
+            status, message = SKIPPED, _skip_message(call)
+        else:
+            status = PASSED
+            message = f"XPASS {call.wasxfail}".strip() if hasattr(call, "wasxfail") else ""
+        failed_subtests = [s for s in self.subtests if s.status == FAILED]
+        if failed_subtests and status in (PASSED, SKIPPED):
+            status = FAILED
+            message = f"{len(failed_subtests)} subtest(s) failed: {failed_subtests[0].title}"
+        traces.extend(self.subtest_traces)
+        if teardown is not None and teardown.failed:
+            if status == PASSED:
+                status = INVALID
+                message = "teardown failed: " + _crash_message(teardown)
+            traces.append("teardown:\n" + (_trace(teardown) or ""))
+        return status, message, [t for t in traces if t]
+
+
+def _skip_message(report: pytest.TestReport) -> str:
+    if hasattr(report, "wasxfail"):
+        return f"XFAIL {report.wasxfail}".strip()
+    return _crash_message(report)

@@ -1,0 +1,150 @@
+"""Delivering batches of results: 413 splitting, bad-result isolation, lost-answer safety.
+
+Used by the background uploader during a session and by ``python -m pytest_qase upload``
+afterwards. Every result keeps its idempotency ``id`` across retries and splits, so a
+resend after an ambiguous failure never creates a duplicate in Qase.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+from . import clock
+from .batching import Entry, Packer, batch_size, envelope, trim
+from .client import ApiError, QaseClient
+from .spool import Spool
+
+OUTAGE_PAUSE = 30.0  # after giving up on a batch, park new ones this long before trying again
+HARDER_TRIM = (256 * 1024, 32 * 1024)
+
+
+class ResultSender:
+    """Packs results and delivers them to one run, keeping account of every result."""
+
+    def __init__(self, client: QaseClient, project: str, run_id: int, *, batch_size: int,
+                 max_bytes: int, spool: Optional[Spool] = None) -> None:
+        self.client = client
+        self.project = project
+        self.run_id = run_id
+        self.packer = Packer(batch_size, max_bytes)
+        count, size = client.guard.learned_caps()
+        self.packer.lower_caps(count, size)
+        self.spool = spool
+        self.delivered = 0
+        self.undelivered: dict[str, str] = {}  # result id -> why
+        self.parked: list[list[Entry]] = []
+        self.stopped: Optional[ApiError] = None
+        self.requests = 0
+        self.split_413 = 0
+        self._outage_until = 0.0
+
+    # -- taking results -----------------------------------------------------------------
+
+    def add(self, payload: dict[str, Any]) -> list[list[Entry]]:
+        body = trim(payload, self.packer.max_bytes)
+        if self.spool is not None:
+            self.spool.add(body)
+        return self.packer.add(Entry(str(payload["id"]), body))
+
+    @property
+    def pending(self) -> int:
+        return len(self.packer.pending) + sum(len(b) for b in self.parked)
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def send(self, batch: list[Entry], deadline: clock.Deadline) -> None:
+        """Deliver a batch now, or park it (transient trouble) or record why it cannot go."""
+        if not batch:
+            return
+        if self.stopped is not None:
+            self._give_up(batch, str(self.stopped))
+            return
+        if clock.monotonic() < self._outage_until:
+            self.parked.append(batch)
+            return
+        work = [batch]
+        while work:
+            current = work.pop()
+            try:
+                self.requests += 1
+                self.client.send_results(self.project, self.run_id, envelope(current), deadline)
+            except ApiError as error:
+                work.extend(self._after_error(current, error))
+                if self.stopped is not None or (error.transient and not error.status == 413):
+                    for rest in reversed(work):
+                        self._redirect(rest, error)
+                    return
+            else:
+                self._acknowledge(current)
+
+    def _after_error(self, batch: list[Entry], error: ApiError) -> list[list[Entry]]:
+        """What to send next after ``error`` answered ``batch`` (a stack: last goes first)."""
+        if error.status == 413:
+            return self._split_413(batch)
+        if error.status in (400, 422) and error.fields and len(batch) > 1:
+            half = len(batch) // 2
+            return [batch[half:], batch[:half]]
+        if error.status in (400, 422) and error.fields:
+            fields = "; ".join(f"{f.get('field')}: {f.get('error')}" for f in error.fields
+                               if isinstance(f, dict))
+            self._give_up(batch, f"{error} ({fields})")
+            return []
+        if error.transient:
+            self._redirect(batch, error)
+            return []
+        self.stopped = error
+        self._give_up(batch, str(error))
+        return []
+
+    def _split_413(self, batch: list[Entry]) -> list[list[Entry]]:
+        self.split_413 += 1
+        if len(batch) > 1:
+            half = len(batch) // 2
+            size = batch_size(batch)
+            self.packer.lower_caps(half, size - 1)
+            self.client.guard.learn_caps(half, size - 1)
+            return [batch[half:], batch[:half]]
+        entry = batch[0]
+        for limit in HARDER_TRIM:
+            if len(entry.body) > limit:
+                smaller = trim(json.loads(entry.body), limit)
+                if len(smaller) < len(entry.body):
+                    return [[Entry(entry.id, smaller)]]
+        self._give_up(batch, "Qase refused it as too large (413) even when trimmed")
+        return []
+
+    def _redirect(self, batch: list[Entry], error: ApiError) -> None:
+        if self.stopped is not None:
+            self._give_up(batch, str(self.stopped))
+        else:
+            self.parked.append(batch)
+            self._outage_until = clock.monotonic() + OUTAGE_PAUSE
+            self.last_error = error
+
+    def _acknowledge(self, batch: list[Entry]) -> None:
+        self.delivered += len(batch)
+        if self.spool is not None:
+            self.spool.delivered([e.id for e in batch])
+
+    def _give_up(self, batch: list[Entry], why: str) -> None:
+        for entry in batch:
+            self.undelivered[entry.id] = why
+
+    def flush(self, deadline: clock.Deadline) -> None:
+        """Send what is packed and retry what was parked, within ``deadline``."""
+        self._outage_until = 0.0
+        batches = self.parked + ([self.packer.take()] if self.packer.pending else [])
+        self.parked = []
+        for index, batch in enumerate(batches):
+            if deadline.expired():
+                self.parked.extend(batches[index:])
+                break
+            self.send(batch, deadline)
+            if self.parked and self.parked[-1] is batch:  # still failing: stop trying now
+                self.parked.extend(batches[index + 1:])
+                break
+
+    def leftover_reason(self) -> Optional[str]:
+        error = getattr(self, "last_error", None)
+        return str(error) if error is not None else None

@@ -1,0 +1,369 @@
+"""Every setting of the plugin: where it comes from, how it is checked, what it defaults to.
+
+One table (``OPTIONS``) drives the command line, the ini file and the environment, so the
+three can never drift apart. Precedence is CLI > environment > ini > default. Each value is
+checked on its own: a bad one yields one line that names the setting, where it came from
+and the fix, falls back to its default, and leaves every other setting alone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import pytest
+
+DEFAULT_URL = "https://api.qase.io"
+MAX_BATCH_SIZE = 2000
+
+
+class SettingError(ValueError):
+    """A value that cannot be used; its text says what to write instead."""
+
+
+class Secret:
+    """Holds the API token so that no repr, log line or traceback can show it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:  # never pickled into xdist workerinput or a spool
+        raise TypeError("the Qase token is not serializable")
+
+
+# ----------------------------------------------------------------------------- parsers
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise SettingError("must be true or false (1/0, yes/no, on/off)")
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise SettingError(f"must be a whole number from {low} to {high}") from None
+        if not low <= value <= high:
+            raise SettingError(f"must be a whole number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _seconds_in(low: float, high: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise SettingError(f"must be a number of seconds from {low:g} to {high:g}") from None
+        if not low <= value <= high:
+            raise SettingError(f"must be a number of seconds from {low:g} to {high:g}")
+        return value
+
+    return parse
+
+
+def parse_url(text: str) -> str:
+    url = text.strip().rstrip("/")
+    if url.lower().startswith("http://"):
+        raise SettingError(
+            "the Qase API is HTTPS only: use https://" + url[len("http://") :]
+        )
+    if not re.match(r"^https://[^/\s:]+(:\d+)?(/[^\s]*)?$", url, re.IGNORECASE):
+        raise SettingError("must be an https:// address such as https://api.qase.io")
+    return re.sub(r"/v[12]$", "", url)
+
+
+def parse_project(text: str) -> str:
+    code = text.strip()
+    if not re.match(r"^[A-Za-z0-9_]{1,64}$", code):
+        raise SettingError("must be a project code such as DEMO (letters and digits)")
+    return code
+
+
+def parse_text(text: str) -> str:
+    return text
+
+
+def parse_path(text: str) -> str:
+    if not text.strip():
+        raise SettingError("must be a directory path")
+    return text.strip()
+
+
+def parse_existing_path(text: str) -> str:
+    path = text.strip()
+    if not os.path.exists(path):
+        raise SettingError(f"file not found: {path}; give the path of a PEM CA bundle")
+    return path
+
+
+def parse_token(text: str) -> Secret:
+    token = text.strip()
+    if not token or any(c.isspace() for c in token):
+        raise SettingError("must be the API token from Qase, without spaces")
+    return Secret(token)
+
+
+INI_TOKEN_FIX = (
+    "tokens do not belong in committed files: remove it and set QASE_API_TOKEN "
+    "in the environment (or pass --qase-token)"
+)
+
+
+def parse_ini_token(text: str) -> Secret:
+    raise SettingError(INI_TOKEN_FIX)
+
+
+# ----------------------------------------------------------------------------- the table
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its sources, its parser and its default."""
+
+    name: str
+    help: str
+    parse: Callable[[str], Any]
+    default: Any = None
+    cli: Optional[str] = None
+    cli_off: Optional[str] = None  # the negative switch of a yes/no option
+    ini: Optional[str] = None
+    env: tuple[str, ...] = ()
+    ini_parse: Optional[Callable[[str], Any]] = None
+    metavar: Optional[str] = None
+    needed_to_upload: bool = False  # a bad value stops the upload (never guess a host or CA)
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("enabled", "report results to Qase", parse_bool, False,
+           cli="--qase", ini="qase", env=("QASE_ENABLED",)),
+    Option("token", "Qase API token (prefer the QASE_API_TOKEN environment variable)",
+           parse_token, None, cli="--qase-token", ini="qase_token",
+           env=("QASE_API_TOKEN", "QASE_TESTOPS_API_TOKEN"), ini_parse=parse_ini_token,
+           metavar="TOKEN", needed_to_upload=True),
+    Option("project", "Qase project code", parse_project, None, cli="--qase-project",
+           ini="qase_project", env=("QASE_PROJECT", "QASE_TESTOPS_PROJECT"), metavar="CODE",
+           needed_to_upload=True),
+    Option("url", "Qase API address (https only)", parse_url, DEFAULT_URL, cli="--qase-url",
+           ini="qase_url", env=("QASE_URL",), metavar="URL", needed_to_upload=True),
+    Option("run_id", "report into this existing run instead of creating one",
+           _int_in(1, 2**63 - 1), None, cli="--qase-run-id",
+           env=("QASE_RUN_ID", "QASE_TESTOPS_RUN_ID"), metavar="ID"),
+    Option("run_title", "title of the run the plugin creates", parse_text, None,
+           cli="--qase-run-title", ini="qase_run_title", env=("QASE_RUN_TITLE",),
+           metavar="TITLE"),
+    Option("run_description", "description of the run the plugin creates", parse_text, None,
+           cli="--qase-run-description", ini="qase_run_description",
+           env=("QASE_RUN_DESCRIPTION",), metavar="TEXT"),
+    Option("complete_run", "complete the run at the end (default: when the plugin created it)",
+           parse_bool, None, cli="--qase-complete-run", cli_off="--qase-no-complete-run",
+           ini="qase_complete_run", env=("QASE_COMPLETE_RUN",)),
+    Option("report_dir", "write the local Qase Report into DIR", parse_path, None,
+           cli="--qase-report", ini="qase_report_dir", env=("QASE_REPORT_DIR",),
+           metavar="DIR"),
+    Option("ca_bundle", "CA bundle (PEM) to verify the Qase server with",
+           parse_existing_path, None, cli="--qase-ca-bundle", ini="qase_ca_bundle",
+           metavar="PATH", needed_to_upload=True),
+    Option("timeout", "timeout of one request, in seconds", _seconds_in(1, 600), 30.0,
+           ini="qase_timeout", env=("QASE_TIMEOUT",)),
+    Option("batch_size", "results in one bulk request", _int_in(1, MAX_BATCH_SIZE), 200,
+           ini="qase_batch_size", env=("QASE_BATCH_SIZE",)),
+    Option("max_request_bytes", "bytes of JSON in one bulk request",
+           _int_in(16 * 1024, 64 * 1024 * 1024), 4 * 1024 * 1024,
+           ini="qase_max_request_bytes", env=("QASE_MAX_REQUEST_BYTES",)),
+    Option("rate_limit", "API requests a minute shared by every process using the token",
+           _int_in(1, 100_000), 600, ini="qase_rate_limit", env=("QASE_RATE_LIMIT",)),
+    Option("max_wait", "longest the plugin waits for the API in total at the end, in seconds",
+           _seconds_in(0, 86_400), 300.0, ini="qase_max_wait", env=("QASE_MAX_WAIT",)),
+    Option("strict", "make undelivered results or bad settings fail the pytest session",
+           parse_bool, False, cli="--qase-strict", ini="qase_strict", env=("QASE_STRICT",)),
+)
+
+
+def _dest(option: Option) -> str:
+    return "qase_opt_" + option.name
+
+
+def dest(name: str) -> str:
+    """The argparse destination of the option called ``name``."""
+    return "qase_opt_" + name
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register every option's command-line switch and ini key."""
+    group = parser.getgroup("qase", "reporting to Qase TestOps")
+    for option in OPTIONS:
+        if option.cli:
+            if option.parse is parse_bool:
+                group.addoption(option.cli, action="store_const", const="true",
+                                dest=_dest(option), default=None, help=option.help)
+                if option.cli_off:
+                    group.addoption(option.cli_off, action="store_const", const="false",
+                                    dest=_dest(option), default=None,
+                                    help="do not " + option.help)
+            else:
+                group.addoption(option.cli, action="store", dest=_dest(option), default=None,
+                                metavar=option.metavar, help=option.help)
+        if option.ini:
+            ini_help = option.help
+            if option.ini_parse is parse_ini_token:
+                ini_help = "refused: set QASE_API_TOKEN in the environment instead"
+            parser.addini(option.ini, ini_help, type="string", default="")
+
+
+# ----------------------------------------------------------------------------- resolution
+
+
+@dataclass
+class Settings:
+    """The resolved settings of one pytest session."""
+
+    enabled: bool = False
+    token: Optional[Secret] = None
+    project: Optional[str] = None
+    url: str = DEFAULT_URL
+    run_id: Optional[int] = None
+    run_title: Optional[str] = None
+    run_description: Optional[str] = None
+    complete_run: Optional[bool] = None
+    report_dir: Optional[str] = None
+    ca_bundle: Optional[str] = None
+    timeout: float = 30.0
+    batch_size: int = 200
+    max_request_bytes: int = 4 * 1024 * 1024
+    rate_limit: int = 600
+    max_wait: float = 300.0
+    strict: bool = False
+    errors: list[str] = field(default_factory=list)
+    origins: dict[str, str] = field(default_factory=dict)
+    upload_refused: bool = False  # a setting the upload needs was given but is unusable
+
+    @property
+    def can_upload(self) -> bool:
+        return (self.enabled and not self.upload_refused and self.token is not None
+                and self.project is not None)
+
+    def verify(self) -> Any:
+        """What ``requests`` is told to trust: an explicit bundle beats the environment."""
+        if self.ca_bundle:
+            return self.ca_bundle
+        for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE"):
+            value = os.environ.get(name)
+            if value and os.path.exists(value):
+                return value
+        return True
+
+
+class Sources:
+    """Where raw values come from: a pytest config (CLI + ini) or a plain mapping of flags."""
+
+    def __init__(self, cli: Callable[[str], Any], ini: Callable[[str], Any],
+                 ini_label: str, ini_dir: Path) -> None:
+        self.cli = cli
+        self.ini = ini
+        self.ini_label = ini_label
+        self.ini_dir = ini_dir
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> Sources:
+        inipath = getattr(config, "inipath", None)
+        return cls(lambda dest: config.getoption(dest, default=None), config.getini,
+                   inipath.name if inipath else "the ini file",
+                   inipath.parent if inipath else config.rootpath)
+
+    @classmethod
+    def from_flags(cls, flags: dict[str, Any]) -> Sources:
+        return cls(flags.get, lambda name: "", "no ini file", Path.cwd())
+
+    def values(self, option: Option, environ: dict[str, str]):
+        """Yield (raw value, where it came from, parser), highest precedence first."""
+        if option.cli:
+            value = self.cli(_dest(option))
+            if value is not None:
+                yield value, option.cli, option.parse
+        for name in option.env:
+            if environ.get(name, "") != "":
+                yield environ[name], f"${name}", option.parse
+                break
+        if option.ini:
+            value = self.ini(option.ini)
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            if value not in ("", None, []):
+                yield str(value), f"{option.ini} in {self.ini_label}", (
+                    option.ini_parse or option.parse)
+
+
+def resolve(config: pytest.Config, environ: Optional[dict[str, str]] = None) -> Settings:
+    """The settings of a pytest session."""
+    return resolve_from(Sources.from_config(config), environ)
+
+
+def resolve_from(sources: Sources, environ: Optional[dict[str, str]] = None) -> Settings:
+    """Read every option from its sources; collect one error line per bad value."""
+    environ = dict(os.environ if environ is None else environ)
+    settings = Settings()
+    for option in OPTIONS:
+        for raw, origin, parse in sources.values(option, environ):
+            try:
+                value = parse(raw)
+            except SettingError as exc:
+                settings.errors.append(_error_line(option, origin, exc))
+                settings.upload_refused |= option.needed_to_upload and parse is not parse_ini_token
+            else:
+                setattr(settings, option.name, value)
+                settings.origins[option.name] = origin
+            break
+    if "token" in settings.origins and sources.ini("qase_token"):
+        # refused even when the environment also has a token: it must leave the repository
+        settings.errors.append(_error_line(OPTIONS[1], f"qase_token in {sources.ini_label}",
+                                           SettingError(INI_TOKEN_FIX)))
+    if settings.report_dir is not None:
+        from_ini = settings.origins.get("report_dir", "").endswith(sources.ini_label)
+        base = sources.ini_dir if from_ini else Path.cwd()
+        settings.report_dir = str((base / settings.report_dir).resolve())
+    if settings.enabled and settings.token is not None and settings.project is None:
+        settings.errors.append(
+            "project is not set: pass --qase-project CODE, set qase_project in the ini file "
+            "or QASE_PROJECT in the environment; the local report is written instead"
+        )
+    return settings
+
+
+def _error_line(option: Option, origin: str, exc: Exception) -> str:
+    """One line: the setting, where the bad value came from, the fix and what happens now."""
+    if option.needed_to_upload:
+        note = "; nothing is uploaded, the local report is written instead"
+    elif option.default in (None, False):
+        note = ""
+    else:
+        note = f" (using the default {option.default:g})" if isinstance(
+            option.default, float) else f" (using the default {option.default})"
+    return f"{option.name.replace('_', ' ')} from {origin}: {exc}{note}"
+
+
+def default_report_dir(config: pytest.Config) -> str:
+    return str(config.rootpath / "qase-report")

@@ -1,0 +1,94 @@
+"""The on-disk spool: every result the uploader takes is kept here until Qase acknowledges it.
+
+A JSON-lines file: one header line (API host, project, run; never the token), then
+``{"result": ...}`` lines and ``{"delivered": [ids]}`` lines. What is not marked delivered
+at the end stays on disk for ``python -m pytest_qase upload PATH``, which is idempotent
+because each result keeps its own idempotency ``id``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Iterator, Optional
+
+from .results import to_json_bytes
+
+
+class Spool:
+    """Append-only record of queued and delivered results for one process."""
+
+    def __init__(self, path: str, header: dict[str, Any]) -> None:
+        self.path = path
+        self.header = header
+        self.pending = 0
+        self._handle: Optional[Any] = None
+
+    def _open(self) -> Any:
+        if self._handle is None:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            fresh = not os.path.exists(self.path)
+            self._handle = open(self.path, "ab")
+            if fresh:
+                self._handle.write(to_json_bytes({"spool": 1, **self.header}) + b"\n")
+        return self._handle
+
+    def add(self, body: bytes) -> None:
+        self._open().write(b'{"result":' + body + b"}\n")
+        self.pending += 1
+
+    def delivered(self, ids: list[str]) -> None:
+        self._open().write(to_json_bytes({"delivered": ids}) + b"\n")
+        self.pending -= len(ids)
+
+    def flush(self) -> None:
+        if self._handle is not None:
+            self._handle.flush()
+
+    def close(self, keep: bool) -> Optional[str]:
+        """Close; remove the file when everything was delivered. Returns the path if kept."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        if not os.path.exists(self.path):
+            return None
+        if keep or self.pending > 0:
+            return self.path
+        os.remove(self.path)
+        return None
+
+
+def read_spool(path: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The header and the results of a spool file that were never acknowledged."""
+    header: dict[str, Any] = {}
+    results: dict[str, dict[str, Any]] = {}
+    for record in _records(path):
+        if "spool" in record:
+            header = header or record
+        elif "result" in record and isinstance(record["result"], dict):
+            results[str(record["result"].get("id"))] = record["result"]
+        elif "delivered" in record:
+            for result_id in record["delivered"]:
+                results.pop(str(result_id), None)
+    return header, list(results.values())
+
+
+def _records(path: str) -> Iterator[dict[str, Any]]:
+    with open(path, "rb") as handle:
+        for line in handle:
+            try:
+                record = json.loads(line)
+            except ValueError:  # a line cut short by a crash: the rest is still good
+                continue
+            if isinstance(record, dict):
+                yield record
+
+
+def spool_files(path: str) -> list[str]:
+    """A spool file, or every spool file below a directory."""
+    if os.path.isdir(path):
+        found = []
+        for folder, _, names in os.walk(path):
+            found.extend(os.path.join(folder, n) for n in sorted(names) if n.endswith(".jsonl"))
+        return sorted(found)
+    return [path]

@@ -1,0 +1,81 @@
+"""Delivering spooled results later: after a worker died, or by ``python -m pytest_qase upload``.
+
+Each spool file names its API host, project and run; results keep their idempotency ids,
+so delivering the same spool twice creates nothing twice.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+from . import clock
+from .batching import Entry, trim
+from .client import QaseClient
+from .sender import ResultSender
+from .spool import Spool, read_spool, spool_files
+
+
+@dataclass
+class UploadOutcome:
+    delivered: int = 0
+    undelivered: dict[str, str] = field(default_factory=dict)
+    requests: int = 0
+    kept: list[str] = field(default_factory=list)  # spool files still holding results
+    runs: set[tuple[str, int]] = field(default_factory=set)
+
+
+def deliver_spools(path: str, client: QaseClient, *, batch_size: int, max_bytes: int,
+                   deadline: clock.Deadline, expect_run: Optional[int] = None,
+                   expect_url: Optional[str] = None) -> UploadOutcome:
+    """Send every unacknowledged result found under ``path``; remove spools fully delivered.
+
+    A spool written for another API host is left alone: the token is only ever sent to
+    the host it was configured for.
+    """
+    outcome = UploadOutcome()
+    for spool_path in spool_files(path):
+        header, results = read_spool(spool_path)
+        project, run_id = header.get("project"), header.get("run_id")
+        if not results:
+            os.remove(spool_path)
+            continue
+        why = _unusable(header, expect_run, expect_url)
+        if why:
+            outcome.kept.append(spool_path)
+            outcome.undelivered.update({str(r.get("id")): why for r in results})
+            continue
+        outcome.runs.add((str(project), int(str(run_id))))
+        # acknowledgements go to the same file, so a second upload skips what this one sent
+        spool = Spool(spool_path, header)
+        spool.pending = len(results)
+        sender = ResultSender(client, str(project), int(str(run_id)), batch_size=batch_size,
+                              max_bytes=max_bytes, spool=spool)
+        for result in results:
+            entry = Entry(str(result.get("id")), trim(result, sender.packer.max_bytes))
+            for batch in sender.packer.add(entry):
+                sender.send(batch, deadline)
+        sender.flush(deadline)
+        spool.flush()
+        outcome.delivered += sender.delivered
+        outcome.requests += sender.requests
+        outcome.undelivered.update(sender.undelivered)
+        for batch in sender.parked:
+            for entry in batch:
+                outcome.undelivered[entry.id] = sender.leftover_reason() or "not delivered"
+        kept = spool.close(keep=bool(sender.undelivered or sender.parked))
+        if kept:
+            outcome.kept.append(kept)
+    return outcome
+
+
+def _unusable(header: dict, expect_run: Optional[int], expect_url: Optional[str]) -> str:
+    if not header.get("project") or not header.get("run_id"):
+        return "the spool file names no project or run"
+    if expect_run is not None and header.get("run_id") != expect_run:
+        return f"the spool file belongs to run {header.get('run_id')}, not {expect_run}"
+    if expect_url is not None and str(header.get("url", "")).rstrip("/") != expect_url:
+        return (f"the spool file was written for {header.get('url')}; set QASE_URL to that "
+                "address to deliver it")
+    return ""
