@@ -19,6 +19,7 @@ from . import clock, marks
 
 MAX_PARAM_CHARS = 1024
 MAX_MESSAGE_CHARS = 2000
+TRUNCATED = "...[truncated]"
 
 PASSED, FAILED, BLOCKED, SKIPPED, INVALID = "passed", "failed", "blocked", "skipped", "invalid"
 
@@ -176,7 +177,7 @@ def param_text(value: Any) -> str:
     except Exception as exc:  # a broken __repr__ must not lose the result
         text = f"<{type(value).__name__} object: repr failed: {type(exc).__name__}>"
     if len(text) > MAX_PARAM_CHARS:
-        text = text[: MAX_PARAM_CHARS - 15] + "...[truncated]"
+        text = text[: MAX_PARAM_CHARS - len(TRUNCATED)] + TRUNCATED
     return text
 
 

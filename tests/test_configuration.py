@@ -1,0 +1,191 @@
+"""Settings from the CLI, the environment and every kind of ini file; each error on its own."""
+
+from __future__ import annotations
+
+import pytest
+from support import by_title, clean_environment, load_report, point_at, qase_lines, run
+
+from pytest_qase.links import run_link, web_base
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    clean_environment(monkeypatch, tmp_path)
+
+
+def _errors(result: pytest.RunResult) -> list[str]:
+    return sorted({line for line in qase_lines(result) if line.startswith("qase: error:")})
+
+
+@pytest.mark.parametrize("layout", ["pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml"])
+def test_every_ini_flavour_configures_the_upload(pytester, qase_server, layout):
+    settings = {"qase": "true", "qase_url": qase_server.url, "qase_project": "DEMO",
+                "qase_ca_bundle": qase_server.ca_path, "qase_run_title": "from ini"}
+    if layout == "pyproject.toml":
+        body = "\n".join(f'{k} = "{v}"' for k, v in settings.items())
+        pytester.makepyprojecttoml("[tool.pytest.ini_options]\n" + body)
+    else:
+        section = {"setup.cfg": "[tool:pytest]"}.get(layout, "[pytest]")
+        body = "\n".join(f"{k} = {v}" for k, v in settings.items())
+        (pytester.path / layout).write_text(f"{section}\n{body}\n")
+    pytester.makepyfile("def test_one():\n    pass\n")
+    import os
+
+    os.environ["QASE_API_TOKEN"] = qase_server.token  # monkeypatch restores it
+    result = pytester.runpytest("-p", "no:cacheprovider")  # enabled by `qase = true`
+    assert result.ret == 0
+    [run_id] = qase_server.runs
+    assert qase_server.run(run_id)["title"] == "from ini"
+    assert list(by_title(qase_server)) == ["test_one"]
+    assert _errors(result) == []
+
+
+def test_precedence_cli_over_env_over_ini(pytester, qase_server, monkeypatch):
+    pytester.makeini(f"""
+        [pytest]
+        qase_run_title = ini title
+        qase_run_description = ini description
+        qase_project = NOPE
+        qase_url = {qase_server.url}
+    """)
+    pytester.makepyfile("def test_one():\n    pass\n")
+    monkeypatch.setenv("QASE_API_TOKEN", qase_server.token)
+    monkeypatch.setenv("QASE_RUN_TITLE", "env title")
+    monkeypatch.setenv("QASE_PROJECT", "DEMO")  # env beats the ini's NOPE
+    run(pytester, qase_server, "--qase-run-title=cli title")
+    [stored] = qase_server.runs.values()
+    assert stored["body"]["title"] == "cli title"  # CLI > env
+    assert stored["body"]["description"] == "ini description"  # ini > default
+    assert stored["project"] == "DEMO"
+
+
+def test_qase_testops_variables_of_qase_pytest_are_accepted(pytester, qase_server, monkeypatch):
+    pytester.makepyfile("def test_one():\n    pass\n")
+    monkeypatch.setenv("QASE_TESTOPS_API_TOKEN", qase_server.token)
+    monkeypatch.setenv("QASE_TESTOPS_PROJECT", "DEMO")
+    monkeypatch.setenv("QASE_URL", qase_server.url)
+    monkeypatch.setenv("QASE_ENABLED", "1")
+    result = pytester.runpytest(f"--qase-ca-bundle={qase_server.ca_path}")
+    assert result.ret == 0
+    assert len(qase_server.results()) == 1
+
+
+def test_each_bad_value_is_one_line_and_the_others_still_apply(pytester, qase_server,
+                                                                 monkeypatch):
+    pytester.makeini("""
+        [pytest]
+        qase_timeout = soon
+        qase_batch_size = 5000
+        qase_run_title = still used
+    """)
+    pytester.makepyfile("""
+        import pytest
+        @pytest.mark.parametrize("n", range(3))
+        def test_n(n):
+            pass
+    """)
+    point_at(monkeypatch, qase_server, QASE_MAX_WAIT="forever")
+    result = run(pytester, qase_server)
+    assert result.ret == 0
+    assert _errors(result) == [
+        "qase: error: batch size from qase_batch_size in tox.ini: must be a whole number "
+        "from 1 to 2000 (using the default 200)",
+        "qase: error: max wait from $QASE_MAX_WAIT: must be a number of seconds from 0 to "
+        "86400 (using the default 300)",
+        "qase: error: timeout from qase_timeout in tox.ini: must be a number of seconds from "
+        "1 to 600 (using the default 30)",
+    ]
+    [stored] = qase_server.runs.values()
+    assert stored["title"] == "still used"
+    assert len(qase_server.results()) == 3  # nothing lost
+
+
+def test_http_url_is_refused_and_the_local_report_keeps_the_results(pytester, monkeypatch):
+    pytester.makepyfile("def test_one():\n    pass\n")
+    monkeypatch.setenv("QASE_API_TOKEN", "secret-value-1")
+    monkeypatch.setenv("QASE_PROJECT", "DEMO")
+    result = run(pytester, None, "--qase-url=http://qase.example.test")
+    assert result.ret == 0
+    assert _errors(result) == [
+        "qase: error: url from --qase-url: the Qase API is HTTPS only: use "
+        "https://qase.example.test; nothing is uploaded, the local report is written instead"]
+    _, results = load_report(pytester.path / "qase-report")
+    assert [r["title"] for r in results] == ["test_one"]
+    assert "secret-value-1" not in result.stdout.str() + result.stderr.str()
+
+
+def test_token_in_an_ini_file_is_refused(pytester, monkeypatch):
+    pytester.makeini("[pytest]\nqase_token = committed-secret\nqase_project = DEMO\n")
+    pytester.makepyfile("def test_one():\n    pass\n")
+    result = run(pytester, None)
+    assert result.ret == 0
+    assert _errors(result) == [
+        "qase: error: token from qase_token in tox.ini: tokens do not belong in committed "
+        "files: remove it and set QASE_API_TOKEN in the environment (or pass --qase-token); "
+        "nothing is uploaded, the local report is written instead"]
+    assert "committed-secret" not in result.stdout.str() + result.stderr.str()
+    assert (pytester.path / "qase-report" / "run.json").exists()
+
+
+def test_strict_mode_turns_a_bad_setting_into_a_usage_error(pytester):
+    pytester.makepyfile("def test_one():\n    pass\n")
+    result = run(pytester, None, "--qase-strict", "--qase-url=http://x.test")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*url from --qase-url: the Qase API is HTTPS only*"])
+
+
+def test_missing_project_is_named(pytester, monkeypatch):
+    pytester.makepyfile("def test_one():\n    pass\n")
+    monkeypatch.setenv("QASE_API_TOKEN", "t")
+    result = run(pytester, None)
+    assert result.ret == 0
+    assert any("project is not set: pass --qase-project CODE" in line
+               for line in _errors(result))
+
+
+def test_explicit_ca_bundle_beats_requests_ca_bundle(pytester, qase_server, monkeypatch):
+    """REQUESTS_CA_BUNDLE points at the system CAs here, which do not sign the local server."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    monkeypatch.setenv("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")
+    pytester.makepyfile("def test_one():\n    pass\n")
+    point_at(monkeypatch, qase_server)
+    assert run(pytester, qase_server).ret == 0
+    assert len(qase_server.results()) == 1
+    # without the explicit bundle the environment's CAs are used, and verification fails
+    result = pytester.runpytest("--qase", "-p", "no:cacheprovider")
+    assert result.ret == 0
+    assert any("TLS verification" in line and "qase_ca_bundle" in line
+               for line in _errors(result)), qase_lines(result)
+    assert len(qase_server.results()) == 1
+
+
+def test_ca_bundle_that_does_not_exist(pytester, monkeypatch):
+    pytester.makepyfile("def test_one():\n    pass\n")
+    monkeypatch.setenv("QASE_API_TOKEN", "t")
+    monkeypatch.setenv("QASE_PROJECT", "DEMO")
+    result = run(pytester, None, "--qase-ca-bundle=/nonexistent/ca.pem")
+    assert _errors(result) == [
+        "qase: error: ca bundle from --qase-ca-bundle: file not found: /nonexistent/ca.pem; "
+        "give the path of a PEM CA bundle; nothing is uploaded, the local report is written "
+        "instead"]
+
+
+def test_report_dir_from_ini_is_relative_to_the_ini_file(pytester):
+    pytester.makeini("[pytest]\nqase_report_dir = reports/qase\n")
+    sub = pytester.mkdir("sub")
+    (sub / "test_one.py").write_text("def test_one():\n    pass\n")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(sub)
+        run(pytester, None, str(sub))
+    run_data, _ = load_report(pytester.path / "reports" / "qase")
+    assert run_data["stats"]["total"] == 1
+
+
+@pytest.mark.parametrize("api, web", [
+    ("https://api.qase.io", "https://app.qase.io"),
+    ("https://api-acme.qase.example", "https://acme.qase.example"),
+    ("https://qase.internal:8443", "https://qase.internal:8443"),
+])
+def test_web_address_is_derived_from_the_api_address(api, web):
+    assert web_base(api) == web
+    assert run_link(api, "DEMO", 7) == f"{web}/run/DEMO/dashboard/7"
