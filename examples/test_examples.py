@@ -1,4 +1,9 @@
-"""A small suite that shows what pytest-qase reports: run ``pytest --qase examples/``."""
+"""A small suite that shows what pytest-qase reports: run ``pytest --qase examples/``.
+
+It fails on purpose (pytest exits 1) so that every Qase status appears: passed, failed,
+blocked (a setup error), invalid (a teardown error after a passing test) and skipped
+(a skip or an expected failure). See docs/statuses.md.
+"""
 
 import pytest
 
@@ -34,6 +39,11 @@ def test_expected_failure():
     assert 0.1 + 0.2 == 0.3
 
 
+@pytest.mark.xfail(reason="fixed, the mark can go")
+def test_unexpectedly_passes():
+    assert 0.5 + 0.25 == 0.75
+
+
 @pytest.mark.parametrize("browser, width", [("chromium", 1280), ("firefox", 800)])
 def test_parametrized(browser, width):
     assert width >= 800
@@ -56,3 +66,13 @@ def broken_fixture():
 
 def test_blocked_by_setup(broken_fixture):
     pass
+
+
+@pytest.fixture
+def leaky_fixture():
+    yield
+    raise RuntimeError("temporary files were not removed")
+
+
+def test_invalid_by_teardown(leaky_fixture):
+    assert True

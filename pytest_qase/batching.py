@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
 from .results import to_json_bytes
 
@@ -17,21 +17,41 @@ TRIM_MARKER = "\n\n... [{} characters cut by pytest-qase] ...\n\n"
 MIN_TEXT = 2048
 
 
+class BodySource(Protocol):
+    def read(self, offset: int, length: int) -> bytes: ...
+
+
 @dataclass
 class Entry:
-    """One serialized result waiting to be sent."""
+    """One serialized result waiting to be sent.
+
+    While the uploader keeps up, the body stays in memory; past the memory budget only its
+    place in the spool file is kept and the body is read back when its batch is sent.
+    """
 
     id: str
-    body: bytes
-    payload: Optional[dict[str, Any]] = None  # kept only until the result is delivered
+    body: Optional[bytes]
+    size: int = 0
+    offset: int = -1
+    source: Optional[BodySource] = None
+
+    def __post_init__(self) -> None:
+        if self.body is not None:
+            self.size = len(self.body)
+
+    def load(self) -> bytes:
+        if self.body is not None:
+            return self.body
+        assert self.source is not None and self.offset >= 0
+        return self.source.read(self.offset, self.size)
 
 
 def envelope(entries: list[Entry]) -> bytes:
-    return b'{"results":[' + b",".join(e.body for e in entries) + b"]}"
+    return b'{"results":[' + b",".join(e.load() for e in entries) + b"]}"
 
 
 def batch_size(entries: list[Entry]) -> int:
-    return ENVELOPE + sum(len(e.body) for e in entries) + max(0, len(entries) - 1)
+    return ENVELOPE + sum(e.size for e in entries) + max(0, len(entries) - 1)
 
 
 class Packer:
@@ -47,10 +67,10 @@ class Packer:
         """Add one entry; return the batches that are now complete."""
         ready: list[list[Entry]] = []
         if self.pending and (len(self.pending) >= self.max_count
-                             or self._bytes + len(entry.body) + 1 > self.max_bytes):
+                             or self._bytes + entry.size + 1 > self.max_bytes):
             ready.append(self.take())
         self.pending.append(entry)
-        self._bytes += len(entry.body) + (1 if len(self.pending) > 1 else 0)
+        self._bytes += entry.size + (1 if len(self.pending) > 1 else 0)
         if len(self.pending) >= self.max_count:
             ready.append(self.take())
         return ready

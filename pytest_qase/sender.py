@@ -8,6 +8,7 @@ resend after an ambiguous failure never creates a duplicate in Qase.
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any, Optional
 
 from . import clock
@@ -16,6 +17,7 @@ from .client import ApiError, QaseClient
 from .spool import Spool
 
 OUTAGE_PAUSE = 30.0  # after giving up on a batch, park new ones this long before trying again
+MEMORY_BUDGET = 32 * 1024 * 1024  # result bodies held in memory; the rest are read from the spool
 HARDER_TRIM = (256 * 1024, 32 * 1024)
 
 
@@ -38,14 +40,28 @@ class ResultSender:
         self.requests = 0
         self.split_413 = 0
         self._outage_until = 0.0
+        self._held = 0  # bytes of bodies in memory (the spooler adds, the sender releases)
+        self._held_lock = threading.Lock()
 
     # -- taking results -----------------------------------------------------------------
 
     def add(self, payload: dict[str, Any]) -> list[list[Entry]]:
+        """Serialize, spool and pack one result; return the batches it completed."""
         body = trim(payload, self.packer.max_bytes)
+        entry = Entry(str(payload["id"]), body)
         if self.spool is not None:
-            self.spool.add(body)
-        return self.packer.add(Entry(str(payload["id"]), body))
+            entry.offset, entry.source = self.spool.add(body), self.spool
+            with self._held_lock:
+                if self._held + entry.size > MEMORY_BUDGET:
+                    entry.body = None  # read back from the spool when its batch goes
+                else:
+                    self._held += entry.size
+        return self.packer.add(entry)
+
+    def _release(self, batch: list[Entry]) -> None:
+        freed = sum(e.size for e in batch if e.body is not None)
+        with self._held_lock:
+            self._held -= freed
 
     @property
     def pending(self) -> int:
@@ -107,9 +123,9 @@ class ResultSender:
             return [batch[half:], batch[:half]]
         entry = batch[0]
         for limit in HARDER_TRIM:
-            if len(entry.body) > limit:
-                smaller = trim(json.loads(entry.body), limit)
-                if len(smaller) < len(entry.body):
+            if entry.size > limit:
+                smaller = trim(json.loads(entry.load()), limit)
+                if len(smaller) < entry.size:
                     return [[Entry(entry.id, smaller)]]
         self._give_up(batch, "Qase refused it as too large (413) even when trimmed")
         return []
@@ -123,11 +139,13 @@ class ResultSender:
             self.last_error = error
 
     def _acknowledge(self, batch: list[Entry]) -> None:
+        self._release(batch)
         self.delivered += len(batch)
         if self.spool is not None:
             self.spool.delivered([e.id for e in batch])
 
     def _give_up(self, batch: list[Entry], why: str) -> None:
+        self._release(batch)
         for entry in batch:
             self.undelivered[entry.id] = why
 

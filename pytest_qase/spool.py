@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from typing import Any, Iterator, Optional
 
 from .results import to_json_bytes
@@ -23,33 +24,54 @@ class Spool:
         self.header = header
         self.pending = 0
         self._handle: Optional[Any] = None
+        self._position = 0
+        self._lock = threading.Lock()  # the spooler thread adds, the sender acknowledges
 
     def _open(self) -> Any:
         if self._handle is None:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            fresh = not os.path.exists(self.path)
             self._handle = open(self.path, "ab")
-            if fresh:
-                self._handle.write(to_json_bytes({"spool": 1, **self.header}) + b"\n")
+            self._position = self._handle.tell()
+            if self._position == 0:
+                self._write(to_json_bytes({"spool": 1, **self.header}) + b"\n")
         return self._handle
 
-    def add(self, body: bytes) -> None:
-        self._open().write(b'{"result":' + body + b"}\n")
-        self.pending += 1
+    def _write(self, line: bytes) -> int:
+        start = self._position
+        self._handle.write(line)  # type: ignore[union-attr]
+        self._position += len(line)
+        return start
+
+    def add(self, body: bytes) -> int:
+        """Append a result; return where its body starts in the file (to read it back)."""
+        with self._lock:
+            self._open()
+            self.pending += 1
+            return self._write(b'{"result":' + body + b"}\n") + len(b'{"result":')
+
+    def read(self, offset: int, length: int) -> bytes:
+        """A result body written earlier (its line was flushed before it was handed on)."""
+        with open(self.path, "rb") as handle:
+            handle.seek(offset)
+            return handle.read(length)
 
     def delivered(self, ids: list[str]) -> None:
-        self._open().write(to_json_bytes({"delivered": ids}) + b"\n")
-        self.pending -= len(ids)
+        with self._lock:
+            self._open()
+            self._write(to_json_bytes({"delivered": ids}) + b"\n")
+            self.pending -= len(ids)
 
     def flush(self) -> None:
-        if self._handle is not None:
-            self._handle.flush()
+        with self._lock:
+            if self._handle is not None:
+                self._handle.flush()
 
     def close(self, keep: bool) -> Optional[str]:
         """Close; remove the file when everything was delivered. Returns the path if kept."""
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        with self._lock:
+            if self._handle is not None:
+                self._handle.close()
+                self._handle = None
         if not os.path.exists(self.path):
             return None
         if keep or self.pending > 0:

@@ -1,8 +1,10 @@
 """The run buffer and its background uploader.
 
-The test thread only calls ``submit`` (a non-blocking queue put). One daemon thread turns
-results into report files, spool lines and bulk requests while the tests run, so the test
-thread never waits on disk or network. ``close`` flushes within a bounded time.
+The test thread only calls ``submit`` (a non-blocking queue put). A spooler thread turns
+each result into its report file, its spool line and its place in a batch; a sender
+thread delivers full batches. Two threads, so that a slow or failing server never delays
+spooling: what a test finished is on disk within milliseconds, even if the process dies
+right after. ``close`` flushes within a bounded time.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 import queue
 import sys
 import threading
-from typing import Callable, Optional
+from typing import Optional
 
 from . import clock
+from .batching import Entry
 from .local_report import LocalReport
 from .results import Result
 from .sender import ResultSender
@@ -28,7 +31,6 @@ class Uploader:
 
     def __init__(self, *, report: Optional[LocalReport] = None,
                  sender: Optional[ResultSender] = None,
-                 enrich: Optional[Callable[[Result], None]] = None,
                  flush_interval: float = FLUSH_INTERVAL,
                  batch_deadline: float = BATCH_DEADLINE) -> None:
         self.report = report
@@ -37,50 +39,64 @@ class Uploader:
         self.batch_deadline = batch_deadline
         self.taken = 0
         self.errors: list[str] = []
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="pytest-qase-uploader",
-                                        daemon=True)
+        self._results: queue.SimpleQueue = queue.SimpleQueue()
+        self._batches: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._guarded, args=(work,), daemon=True,
+                                          name=f"pytest-qase-{work.__name__.strip('_')}")
+                         for work in (self._spool_results, self._send_batches)]
         self._oldest: Optional[float] = None
         self._closing: Optional[clock.Deadline] = None
 
     def start(self) -> None:
-        self._thread.start()
+        self._threads[0].start()
+        if self.sender is not None:
+            self._threads[1].start()
 
     def submit(self, result: Result) -> None:
-        self._queue.put(result)
+        self._results.put(result)
 
     def close(self, max_wait: float) -> bool:
-        """Flush and stop within ``max_wait`` seconds; True when the thread finished."""
+        """Flush and stop within ``max_wait`` seconds; True when everything finished."""
         self._closing = clock.Deadline(max_wait)
-        self._queue.put(_STOP)
-        self._thread.join(timeout=max_wait + 5.0)
-        return not self._thread.is_alive()
+        self._results.put(_STOP)
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout=self._closing.remaining() + 5.0)
+        return not any(thread.is_alive() for thread in self._threads)
 
-    # -- the background thread ------------------------------------------------------------
-
-    def _run(self) -> None:
+    def _guarded(self, work) -> None:
         try:
-            while True:
-                item = self._next()
-                if item is _STOP:
-                    break
-                if item is None:
-                    self._send_partial()
-                    continue
-                self._take(item)
-            self._finish()
-        except BaseException as exc:  # never let the thread die silently with results
+            work()
+        except BaseException as exc:  # never let a thread die silently with results
             self.errors.append(f"uploader stopped: {type(exc).__name__}: {exc}")
-            print(f"qase: uploader stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print(f"qase: error: uploader stopped: {type(exc).__name__}: {exc}",
+                  file=sys.stderr)
+            self._batches.put(_STOP)
+
+    # -- the spooler thread -----------------------------------------------------------------
+
+    def _spool_results(self) -> None:
+        while True:
+            item = self._next()
+            if item is _STOP:
+                break
+            if item is None:
+                self._hand_over_partial()
+                continue
+            self._take(item)
+            if self._results.empty() and self.sender is not None and self.sender.spool:
+                self.sender.spool.flush()  # idle: put what we have on disk now
+        self._hand_over_partial()
+        self._batches.put(_STOP)
 
     def _next(self) -> object:
         if self._oldest is None:
-            return self._queue.get()
+            return self._results.get()
         wait = self._oldest + self.flush_interval - clock.monotonic()
         if wait <= 0:
             return None
         try:
-            return self._queue.get(timeout=wait)
+            return self._results.get(timeout=wait)
         except queue.Empty:
             return None
 
@@ -97,27 +113,34 @@ class Uploader:
         if self._oldest is None:
             self._oldest = clock.monotonic()
         for batch in self.sender.add(result.to_api()):
-            self._send(batch)
+            self._hand_over(batch)
         if not self.sender.packer.pending:
             self._oldest = None
 
-    def _send(self, batch: list) -> None:
-        assert self.sender is not None
-        if self.sender.spool is not None:
-            self.sender.spool.flush()
-        self.sender.send(batch, clock.Deadline(self.batch_deadline))
-        if self.sender.spool is not None:
-            self.sender.spool.flush()
+    def _hand_over(self, batch: list[Entry]) -> None:
+        if self.sender is not None and self.sender.spool is not None:
+            self.sender.spool.flush()  # a body may be read back from the file later
+        self._batches.put(batch)
 
-    def _send_partial(self) -> None:
+    def _hand_over_partial(self) -> None:
         self._oldest = None
         if self.sender is not None and self.sender.packer.pending:
-            self._send(self.sender.packer.take())
+            self._hand_over(self.sender.packer.take())
 
-    def _finish(self) -> None:
-        if self.sender is None:
-            return
-        deadline = self._closing or clock.Deadline(0)
-        self.sender.flush(deadline)
+    # -- the sender thread ------------------------------------------------------------------
+
+    def _batch_deadline(self) -> clock.Deadline:
+        if self._closing is not None:  # the session is ending: never wait past qase_max_wait
+            return clock.Deadline(min(self.batch_deadline, self._closing.remaining()))
+        return clock.Deadline(self.batch_deadline)
+
+    def _send_batches(self) -> None:
+        assert self.sender is not None
+        while True:
+            batch = self._batches.get()
+            if batch is _STOP:
+                break
+            self.sender.send(batch, self._batch_deadline())
+        self.sender.flush(self._closing or clock.Deadline(0))
         if self.sender.spool is not None:
             self.sender.spool.flush()
