@@ -116,13 +116,8 @@ class OutcomeRecorder:
     """
 
     def __init__(self, config: Any, folder: str) -> None:
+        self.config = config
         self.folder = folder
-        if hasattr(config, "workerinput"):
-            self.role = "worker"
-        elif config.pluginmanager.has_plugin("dsession"):
-            self.role = "controller"
-        else:
-            self.role = "main"
         self.collected = 0
         self.phases: dict[str, dict[str, Any]] = {}
         self.subtests: Counter[str] = Counter()
@@ -156,19 +151,26 @@ class OutcomeRecorder:
             return
         self.phases.setdefault(report.nodeid, {})[report.when] = report
 
+    def role(self) -> str:
+        """Asked at the end: xdist registers its controller after this plugin's configure."""
+        if hasattr(self.config, "workerinput"):
+            return "worker"
+        return "controller" if self.config.pluginmanager.has_plugin("dsession") else "main"
+
     def pytest_sessionfinish(self, session: Any) -> None:
+        role = self.role()
         outcomes = {
             nodeid: fold(phases, self.subtests_failed[nodeid])
             for nodeid, phases in self.phases.items()
         }
         data = {
-            "role": self.role,
+            "role": role,
             "collected": self.collected,
             "outcomes": outcomes,
             "subtests": dict(self.subtests),
             "items": self.items,
         }
-        path = Path(self.folder) / f"{self.role}-{os.getpid()}.json"
+        path = Path(self.folder) / f"{role}-{os.getpid()}.json"
         path.write_text(json.dumps(data), encoding="utf-8")
 
 
@@ -341,6 +343,7 @@ class Pass:
     threads: Counter[str] = field(default_factory=Counter)
     subtests: int = 0
     steps: int = 0
+    identities: dict[str, tuple[str, str]] = field(default_factory=dict)  # node id -> key
     examples: list[str] = field(default_factory=list)
 
     @property
@@ -414,6 +417,7 @@ def compare(result: Pass, server: Any, junit: Path, recorded: Recorded) -> None:
     result.recorder = Counter(recorded.status.values())
     result.collected = recorded.collected
     result.subtests = recorded.subtests
+    result.identities = recorded.keys
 
     # the recorder is checked against junit test by test, so its numbers can be trusted
     by_name = Counter((junit_name(n), s) for n, s in recorded.status.items())
@@ -517,6 +521,23 @@ def table(package: Package, result: Pass) -> str:
     return "\n".join(lines)
 
 
+def unstable(passes: list[Pass]) -> list[str]:
+    """Tests whose identity (signature and params) differs from one pass to another.
+
+    Qase links a run's results to the cases of earlier runs by signature, so a signature
+    that changes between two runs of the same code starts a new case every time.
+    """
+    first = passes[0].identities
+    lines = []
+    for nodeid, key in first.items():
+        for other in passes[1:]:
+            again = other.identities.get(nodeid)
+            if again is not None and again != key:
+                lines.append(f"{nodeid}: {key[1] or key[0]} -> {again[1] or again[0]}")
+                break
+    return lines
+
+
 def parse_workers(text: str) -> list[int]:
     try:
         values = [int(part) for part in text.split(",") if part.strip()]
@@ -529,7 +550,11 @@ def parse_workers(text: str) -> list[int]:
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--package", choices=sorted(PACKAGES), default="more-itertools")
+    parser.add_argument(
+        "--package", choices=sorted(PACKAGES), default="more-itertools",
+        help="whose sdist tests to run: "
+        + ", ".join(f"{p.name} {p.version}" for p in PACKAGES.values())
+        + " (default more-itertools)")
     parser.add_argument("--workers", type=parse_workers, default=[0],
                         help="xdist worker counts, comma-separated; 0 = no xdist (default 0)")
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK,
@@ -546,9 +571,16 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(table(package, result), flush=True)
         print()
         passes.append(result)
+    changed = unstable(passes) if len(passes) > 1 else []
+    if len(passes) > 1:
+        modes = ", ".join(f"-n {p.workers}" if p.workers else "no xdist" for p in passes)
+        print(f"across passes ({modes}): {len(changed)} of {len(passes[0].identities)} tests "
+              "changed signature")
+        for line in changed[:5]:
+            print(f"  ! {line[:300]}")
     if any(p.exit_code not in (0, 1) for p in passes):
         return 2
-    return 0 if all(p.ok for p in passes) else 1
+    return 0 if all(p.ok for p in passes) and not changed else 1
 
 
 if __name__ == "__main__":

@@ -44,12 +44,12 @@ def state_name(url: str, token: str) -> str:
 class RateGuard:
     """Takes a slot before each request; waits (boundedly) when the budget is spent."""
 
-    def __init__(self, url: str, token: str, budget: int,
-                 directory: Optional[str] = None, window: float = WINDOW_SECONDS) -> None:
+    def __init__(self, url: str, token: str, budget: int, directory: Optional[str] = None,
+                 window: float = WINDOW_SECONDS, lock_timeout: float = LOCK_TIMEOUT) -> None:
         directory = directory or state_directory()
         base = os.path.join(directory, state_name(url, token))
         self.path = base + ".json"
-        self._lock = FileLock(base + ".lock", timeout=LOCK_TIMEOUT)
+        self._lock = FileLock(base + ".lock", timeout=lock_timeout)
         self._thread_lock = threading.Lock()
         self.budget = budget
         self.window = window

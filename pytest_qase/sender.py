@@ -82,6 +82,11 @@ class ResultSender:
         work = [batch]
         while work:
             current = work.pop()
+            if len(current) > 1 and (len(current) > self.packer.max_count
+                                     or batch_size(current) > self.packer.max_bytes):
+                half = len(current) // 2  # formed before a 413 taught us a lower cap
+                work.extend([current[half:], current[:half]])
+                continue
             try:
                 self.requests += 1
                 self.client.send_results(self.project, self.run_id, envelope(current), deadline)

@@ -26,6 +26,19 @@ BATCH_DEADLINE = 60.0  # retries of one batch during the session; the rest waits
 _STOP = object()
 
 
+class _BatchDeadline(clock.Deadline):
+    """A batch's own deadline, cut short once the session ends and ``qase_max_wait`` runs."""
+
+    def __init__(self, seconds: float, uploader: Uploader) -> None:
+        super().__init__(seconds)
+        self._uploader = uploader
+
+    def remaining(self) -> float:
+        closing = self._uploader._closing
+        own = super().remaining()
+        return own if closing is None else min(own, closing.remaining())
+
+
 class Uploader:
     """Drains the run buffer: ``submit`` from the test thread, ``close`` at the end."""
 
@@ -130,9 +143,7 @@ class Uploader:
     # -- the sender thread ------------------------------------------------------------------
 
     def _batch_deadline(self) -> clock.Deadline:
-        if self._closing is not None:  # the session is ending: never wait past qase_max_wait
-            return clock.Deadline(min(self.batch_deadline, self._closing.remaining()))
-        return clock.Deadline(self.batch_deadline)
+        return _BatchDeadline(self.batch_deadline, self)
 
     def _send_batches(self) -> None:
         assert self.sender is not None
