@@ -7,6 +7,7 @@ the token from ``QASE_API_TOKEN``, the project from ``--qase-project`` or ``QASE
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import datetime, timezone
 from typing import Optional
@@ -102,6 +103,10 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 def _upload(args: argparse.Namespace, settings: Settings, client: QaseClient,
             deadline: clock.Deadline) -> int:
+    if not os.path.exists(args.path):
+        print(f"qase: error: {args.path} does not exist (a spool is removed once every result "
+              "in it was delivered)", file=sys.stderr)
+        return 1
     outcome = deliver_spools(args.path, client, batch_size=settings.batch_size,
                              max_bytes=settings.max_request_bytes, deadline=deadline,
                              expect_url=settings.url)

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from support import assert_clean, by_title, clean_environment, load_report, point_at, qase_lines, run
+from support import (
+    assert_clean,
+    by_title,
+    clean_environment,
+    load_report,
+    point_at,
+    qase_lines,
+    run,
+)
 
 pytest.importorskip("xdist")
 
