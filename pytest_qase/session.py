@@ -56,6 +56,7 @@ class QaseSession:
         self.completed = False
         self.broken = False
         self.xdist_controller = False
+        self.end_deadline = clock.Deadline(settings.max_wait)
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -82,8 +83,10 @@ class QaseSession:
         if settings.can_upload:
             try:
                 self._open_run()
-            except ApiError as error:
-                self.problems.append(f"{error}; the local report is written instead")
+            except Exception as error:  # whatever failed, the results go to the local report
+                text = str(error) if isinstance(error, ApiError) else (
+                    f"could not start the upload: {type(error).__name__}: {error}")
+                self.problems.append(f"{text}; the local report is written instead")
                 self.client = None
         report_dir = settings.report_dir
         if report_dir is None and self.client is None:
@@ -101,7 +104,10 @@ class QaseSession:
         self.client = self._make_client()
         self.client.get_project(settings.project, deadline)
         if self.run_id is not None:
-            self.client.get_run(settings.project, self.run_id, deadline)
+            run = self.client.get_run(settings.project, self.run_id, deadline)
+            if run.get("status") == 1 or run.get("status_text") == "complete":
+                raise ApiError(f"run {self.run_id} of {settings.project} is already completed "
+                               "and takes no more results: create a new run")
             return
         body: dict[str, Any] = {"title": self._run_title(), "is_autotest": True}
         if settings.run_description:
@@ -191,6 +197,7 @@ class QaseSession:
             self._fail(f"could not finish: {type(exc).__name__}: {exc}")
 
     def _finish(self, session: pytest.Session) -> None:
+        self.end_deadline = clock.Deadline(self.settings.max_wait)  # bounds all that follows
         self._close_uploader()
         workeroutput = getattr(self.config, "workeroutput", None)
         if self.worker is not None and workeroutput is not None:
@@ -199,6 +206,7 @@ class QaseSession:
                                         spools=self.kept_spools)
             return
         self._recover_spools()
+        self._remove_empty_session_dir()
         if self.report is not None:
             self.report.finish(self._run_title(), self.start_time, clock.now())
         self._complete_run()
@@ -210,7 +218,7 @@ class QaseSession:
         uploader = self.uploader
         if uploader is None:
             return
-        finished = uploader.close(self.settings.max_wait)
+        finished = uploader.close(self.end_deadline.remaining())
         self.totals["results"] += uploader.taken
         self.reasons.extend(uploader.errors)
         sender = self.sender
@@ -249,13 +257,16 @@ class QaseSession:
         outcome = deliver_spools(self.session_dir, self.client,
                                  batch_size=self.settings.batch_size,
                                  max_bytes=self.settings.max_request_bytes,
-                                 deadline=clock.Deadline(self.settings.max_wait),
+                                 deadline=self.end_deadline,
                                  expect_run=self.run_id, expect_url=self.settings.url)
         self.totals["delivered"] += outcome.delivered
         self.totals["undelivered"] = len(outcome.undelivered)
         self.reasons.extend(sorted(set(outcome.undelivered.values()))[:3])
         self.kept_spools = outcome.kept
-        if not os.listdir(self.session_dir):
+
+    def _remove_empty_session_dir(self) -> None:
+        if self.session_dir and os.path.isdir(self.session_dir) and not os.listdir(
+                self.session_dir):
             os.rmdir(self.session_dir)
 
     def _complete_run(self) -> None:
@@ -267,8 +278,8 @@ class QaseSession:
             self.reasons.append("the run was left open because not every result was delivered")
             return
         try:
-            self.client.complete_run(settings.project, self.run_id,
-                                     clock.Deadline(min(START_DEADLINE, settings.max_wait)))
+            # one attempt even when qase_max_wait is spent: it is a single short request
+            self.client.complete_run(settings.project, self.run_id, self.end_deadline)
             self.completed = True
         except ApiError as error:
             self.reasons.append(f"could not complete the run: {error}")

@@ -108,6 +108,7 @@ def parse_text(text: str) -> str:
 
 
 def parse_path(text: str) -> str:
+    """A directory; made absolute by ``Sources`` before it gets here."""
     if not text.strip():
         raise SettingError("must be a directory path")
     return text.strip()
@@ -274,7 +275,10 @@ class Settings:
             value = os.environ.get(name)
             if value and os.path.exists(value):
                 return value
-        return True
+        # an explicit path, so a variable naming a missing file cannot break requests
+        from requests.certs import where
+
+        return where()
 
 
 class Sources:
@@ -299,27 +303,47 @@ class Sources:
         return cls(flags.get, lambda name: "", "no ini file", Path.cwd())
 
     def values(self, option: Option, environ: dict[str, str]):
-        """Yield (raw value, where it came from, parser), highest precedence first."""
+        """Yield (raw value, where it came from, parser), highest precedence first.
+
+        A relative path is relative to the ini file's folder when it comes from the ini
+        file, and to the current directory otherwise, as with pytest's own path options.
+        """
+        is_path = option.parse in (parse_path, parse_existing_path)
         if option.cli:
             value = self.cli(_dest(option))
             if value is not None:
-                yield value, option.cli, option.parse
+                yield _absolute(value, Path.cwd()) if is_path else value, option.cli, option.parse
         for name in option.env:
             if environ.get(name, "") != "":
-                yield environ[name], f"${name}", option.parse
+                value = environ[name]
+                yield _absolute(value, Path.cwd()) if is_path else value, f"${name}", option.parse
                 break
         if option.ini:
             value = self.ini(option.ini)
             if isinstance(value, bool):
                 value = "true" if value else "false"
             if value not in ("", None, []):
-                yield str(value), f"{option.ini} in {self.ini_label}", (
+                value = _absolute(str(value), self.ini_dir) if is_path else str(value)
+                yield value, f"{option.ini} in {self.ini_label}", (
                     option.ini_parse or option.parse)
+
+
+def _absolute(value: str, base: Path) -> str:
+    value = value.strip()
+    return str((base / os.path.expanduser(value)).resolve()) if value else value
 
 
 def resolve(config: pytest.Config, environ: Optional[dict[str, str]] = None) -> Settings:
     """The settings of a pytest session."""
-    return resolve_from(Sources.from_config(config), environ)
+    settings = resolve_from(Sources.from_config(config), environ)
+    project_given = "project" in settings.origins or any(
+        e.startswith("project from") for e in settings.errors)
+    if settings.enabled and settings.token is not None and not project_given:
+        settings.errors.append(
+            "project is not set: pass --qase-project CODE, set qase_project in the ini file "
+            "or QASE_PROJECT in the environment; the local report is written instead"
+        )
+    return settings
 
 
 def resolve_from(sources: Sources, environ: Optional[dict[str, str]] = None) -> Settings:
@@ -339,17 +363,9 @@ def resolve_from(sources: Sources, environ: Optional[dict[str, str]] = None) -> 
             break
     if "token" in settings.origins and sources.ini("qase_token"):
         # refused even when the environment also has a token: it must leave the repository
-        settings.errors.append(_error_line(OPTIONS[1], f"qase_token in {sources.ini_label}",
-                                           SettingError(INI_TOKEN_FIX)))
-    if settings.report_dir is not None:
-        from_ini = settings.origins.get("report_dir", "").endswith(sources.ini_label)
-        base = sources.ini_dir if from_ini else Path.cwd()
-        settings.report_dir = str((base / settings.report_dir).resolve())
-    if settings.enabled and settings.token is not None and settings.project is None:
         settings.errors.append(
-            "project is not set: pass --qase-project CODE, set qase_project in the ini file "
-            "or QASE_PROJECT in the environment; the local report is written instead"
-        )
+            f"token from qase_token in {sources.ini_label}: {INI_TOKEN_FIX}; it is ignored "
+            f"and the token from {settings.origins['token']} is used")
     return settings
 
 

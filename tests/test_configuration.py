@@ -189,3 +189,54 @@ def test_report_dir_from_ini_is_relative_to_the_ini_file(pytester):
 def test_web_address_is_derived_from_the_api_address(api, web):
     assert web_base(api) == web
     assert run_link(api, "DEMO", 7) == f"{web}/run/DEMO/dashboard/7"
+
+
+def test_relative_ca_bundle_in_ini_is_relative_to_the_ini_file(pytester, qase_server,
+                                                               monkeypatch):
+    import shutil
+
+    shutil.copy(qase_server.ca_path, pytester.path / "ca.pem")
+    pytester.makeini("[pytest]\nqase_ca_bundle = ca.pem\n")
+    sub = pytester.mkdir("sub")
+    (sub / "test_one.py").write_text("def test_one():\n    pass\n")
+    point_at(monkeypatch, qase_server)
+    monkeypatch.chdir(sub)
+    result = pytester.runpytest("--qase", "-p", "no:cacheprovider", str(sub))
+    assert result.ret == 0 and _errors(result) == []
+    assert len(qase_server.results()) == 1
+
+
+def test_ini_token_beside_an_environment_token_is_flagged_but_env_is_used(
+        pytester, qase_server, monkeypatch):
+    pytester.makeini("[pytest]\nqase_token = committed-secret\n")
+    pytester.makepyfile("def test_one():\n    pass\n")
+    point_at(monkeypatch, qase_server)
+    result = run(pytester, qase_server)
+    assert _errors(result) == [
+        "qase: error: token from qase_token in tox.ini: tokens do not belong in committed "
+        "files: remove it and set QASE_API_TOKEN in the environment (or pass --qase-token); "
+        "it is ignored and the token from $QASE_API_TOKEN is used"]
+    assert len(qase_server.results()) == 1
+
+
+def test_bad_project_is_one_line(pytester, monkeypatch):
+    pytester.makepyfile("def test_one():\n    pass\n")
+    monkeypatch.setenv("QASE_API_TOKEN", "t")
+    result = run(pytester, None, "--qase-project=no spaces")
+    assert _errors(result) == [
+        "qase: error: project from --qase-project: must be a project code such as DEMO "
+        "(letters and digits); nothing is uploaded, the local report is written instead"]
+
+
+def test_ca_variable_naming_a_missing_file_breaks_nothing(pytester, monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nonexistent/bundle.pem")
+    monkeypatch.setenv("QASE_API_TOKEN", "t")
+    monkeypatch.setenv("QASE_PROJECT", "DEMO")
+    pytester.makepyfile("def test_one():\n    pass\n")
+    # nothing listens on port 9: the start fails fast, the report keeps the result
+    result = run(pytester, None, "--qase-url=https://127.0.0.1:9", "-o", "qase_timeout=2")
+    assert result.ret == 0
+    assert any("could not reach https://127.0.0.1:9" in e for e in _errors(result)), \
+        qase_lines(result)
+    _, results = load_report(pytester.path / "qase-report")
+    assert len(results) == 1

@@ -236,3 +236,16 @@ def test_plugin_off_does_nothing(pytester, qase_server, monkeypatch):
     assert qase_server.requests == []
     assert not (pytester.path / "qase-report").exists()
     assert qase_lines(result) == []
+
+
+def test_completed_run_is_refused_at_the_start(pytester, qase_server, monkeypatch):
+    pytester.makepyfile("def test_one():\n    pass\n")
+    point_at(monkeypatch, qase_server)
+    run(pytester, qase_server)
+    [run_id] = qase_server.runs
+    assert qase_server.run(run_id)["completed"]
+    result = run(pytester, qase_server, f"--qase-run-id={run_id}")
+    assert any(f"run {run_id} of DEMO is already completed and takes no more results" in line
+               for line in qase_lines(result))
+    assert len(qase_server.results(run_id)) == 1
+    assert (pytester.path / "qase-report" / "run.json").exists()
