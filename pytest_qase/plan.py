@@ -44,8 +44,10 @@ def in_plan(item: pytest.Item, plan_cases: frozenset[int]) -> bool:
 def deselect(config: pytest.Config, items: list[pytest.Item],
              plan_cases: frozenset[int]) -> int:
     """Deselect the items outside the plan (``pytest_deselected``); return how many."""
-    kept = [item for item in items if in_plan(item, plan_cases)]
-    dropped = [item for item in items if not in_plan(item, plan_cases)]
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        (kept if in_plan(item, plan_cases) else dropped).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
