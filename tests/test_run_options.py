@@ -171,13 +171,17 @@ def test_plan_only_under_xdist_deselects_the_same_tests_in_every_worker(
     pytest.importorskip("xdist")
     plan_id = qase_server.add_plan([1, 2])
     pytester.makepyfile(test_plan=PLAN_SUITE)
-    point_at(monkeypatch, qase_server, QASE_PLAN_ID=str(plan_id), QASE_PLAN_ONLY="1")
+    point_at(monkeypatch, qase_server, QASE_PLAN_ID=str(plan_id), QASE_PLAN_ONLY="1",
+             QASE_ROOT_SUITE="Root", QASE_STATUS_FILTER="skipped")
     result = run(pytester, qase_server, "-n", "2", subprocess=True)
     assert result.ret == 0
     result.assert_outcomes(passed=4)
-    assert sorted(by_title(qase_server)) == [
+    results = by_title(qase_server)
+    assert sorted(results) == [
         'TestCart.test_add{"n": "1"}', 'TestCart.test_add{"n": "2"}', "test_in_plan",
         "test_one_id_in_plan"]
+    assert {r["relations"]["suite"]["data"][0]["title"] for r in results.values()} == {"Root"}
+    assert {r["execution"]["thread"] for r in results.values()} == {"gw0", "gw1"}
     assert qase_server.count("GET", "/v1/plan") == 1  # read once, by the controller
     assert f"qase: test plan {plan_id} (2 cases): 2 tests not in the plan were deselected" \
         in qase_lines(result)
