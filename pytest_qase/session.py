@@ -20,7 +20,7 @@ from .client import ApiError, QaseClient
 from .links import run_link
 from .local_report import LocalReport
 from .ratelimit import RateGuard, state_directory
-from .results import Outcome, crash_result
+from .results import Outcome, Result, crash_result
 from .sender import ResultSender
 from .settings import Settings, default_report_dir
 from .spool import Spool
@@ -212,7 +212,7 @@ class QaseSession:
                 except Exception as exc:
                     self._fail(f"could not record {item.nodeid}: {type(exc).__name__}: {exc}")
 
-    def submit(self, result: Any) -> None:
+    def submit(self, result: Result) -> None:
         """Queue a finished result unless qase_status_filter leaves it out."""
         assert self.uploader is not None
         if status.filtered_out(result, self.settings):
@@ -346,6 +346,13 @@ class QaseSession:
 
     def summary_lines(self) -> list[str]:
         lines = [f"qase: error: {problem}" for problem in self.problems]
+        if self.plan_cases is not None:
+            lines.append(plan.summary_line(self.settings.plan_id, len(self.plan_cases),
+                                           self.plan_deselected))
+        if self.totals["filtered"]:
+            shown = ", ".join(sorted(self.settings.status_filter or ()))
+            lines.append(f"qase: {self.totals['filtered']} results with a status in "
+                         f"qase_status_filter ({shown}) were not reported")
         totals = self.totals
         if self.client is not None and self.run_id is not None and self.settings.project:
             requests = totals["requests"] + self._own_requests()
@@ -356,13 +363,6 @@ class QaseSession:
                 + (" (completed)" if self.completed else ""))
         if self.public_url:
             lines.append(f"qase: public report: {self.public_url}")
-        if self.plan_cases is not None:
-            lines.append(plan.summary_line(self.settings.plan_id, len(self.plan_cases),
-                                           self.plan_deselected))
-        if totals["filtered"]:
-            shown = ", ".join(sorted(self.settings.status_filter or ()))
-            lines.append(f"qase: {totals['filtered']} results with a status in "
-                         f"qase_status_filter ({shown}) were not reported")
         if totals["undelivered"]:
             reason = self.reasons[0] if self.reasons else "the server did not accept them"
             lines.append(f"qase: {totals['undelivered']} of {totals['results']} results were "
