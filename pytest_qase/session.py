@@ -247,7 +247,8 @@ class QaseSession:
         self._recover_spools()
         self._remove_empty_session_dir()
         if self.report is not None:
-            self.report.finish(self._run_title(), self.start_time, clock.now())
+            self.report.finish(self._run_title(), self.start_time, clock.now(),
+                               environment=self.settings.environment)
         self._complete_run()
         self._make_public()
         if self.settings.strict and session.exitstatus == 0 and (

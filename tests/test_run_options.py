@@ -299,11 +299,15 @@ def test_status_options_shape_every_result(pytester, qase_server, monkeypatch):
     assert_clean(qase_server)
 
 
-def test_default_xfail_statuses_and_root_suite_in_the_local_report(pytester, monkeypatch):
+def test_local_report_has_default_xfail_statuses_root_suite_and_environment(
+        pytester, monkeypatch):
     monkeypatch.setenv("QASE_ROOT_SUITE", "Backend")
+    monkeypatch.setenv("QASE_ENVIRONMENT", "staging")
     pytester.makepyfile(test_status=STATUS_SUITE)
     run(pytester, None, "--qase-report=out")
-    _, results = load_report(pytester.path / "out")
+    run_data, results = load_report(pytester.path / "out")
+    assert run_data["environment"] == "staging"
+    assert "Backend.test_status.TestApi" in run_data["suites"]
     statuses = {r["title"]: r["execution"]["status"] for r in results}
     assert (statuses["test_xfail"], statuses["test_xpass"]) == ("skipped", "passed")
     assert statuses["test_strict_xpass"] == "failed"
