@@ -15,6 +15,7 @@ from typing import Optional
 from . import clock
 from .client import ApiError, QaseClient
 from .ratelimit import RateGuard
+from .runs import run_body
 from .settings import OPTIONS, Settings, Sources, dest, resolve_from
 from .upload import deliver_spools
 
@@ -85,11 +86,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         if args.run_command == "create":
             client.get_project(project, deadline)
             stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-            body = {"title": (settings.run_title or f"pytest {stamp}")[:255],
-                    "is_autotest": True}
-            if settings.run_description:
-                body["description"] = settings.run_description
-            print(client.create_run(project, body, deadline))
+            built = run_body(settings, settings.run_title or f"pytest {stamp}", client, deadline)
+            for problem in built.problems:
+                print(f"qase: error: {problem}", file=sys.stderr)
+            print(client.create_run(project, built.body, deadline))
             return 0
         client.complete_run(project, args.run_id, deadline)
         print(f"qase: run {args.run_id} ({project}) completed", file=sys.stderr)

@@ -101,6 +101,7 @@ class Result:
     steps: list[Step] = field(default_factory=list)
     fields: dict[str, str] = field(default_factory=dict)
     muted: bool = False
+    defect: bool = False  # qase_defect: ask Qase to create a defect for this failed result
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     def to_api(self) -> dict[str, Any]:
@@ -127,6 +128,8 @@ class Result:
         }
         if self.case_ids:
             payload["testops_ids"] = list(self.case_ids)
+        if self.defect:
+            payload["defect"] = True
         return payload
 
     def to_report(self) -> dict[str, Any]:

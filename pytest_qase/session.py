@@ -15,12 +15,12 @@ from typing import Any, Optional
 
 import pytest
 
-from . import clock, marks
+from . import clock, marks, plan, runs, status
 from .client import ApiError, QaseClient
 from .links import run_link
 from .local_report import LocalReport
 from .ratelimit import RateGuard, state_directory
-from .results import Outcome, crash_result
+from .results import Outcome, Result, crash_result
 from .sender import ResultSender
 from .settings import Settings, default_report_dir
 from .spool import Spool
@@ -50,13 +50,17 @@ class QaseSession:
         self.session_dir: Optional[str] = None
         self.start_time = clock.now()
         self.problems: list[str] = list(settings.errors)
-        self.totals = {"results": 0, "delivered": 0, "undelivered": 0, "requests": 0}
+        self.totals = {"results": 0, "delivered": 0, "undelivered": 0, "requests": 0,
+                       "filtered": 0}
         self.reasons: list[str] = []
         self.kept_spools: list[str] = []
         self.completed = False
         self.broken = False
         self.xdist_controller = False
         self.end_deadline = clock.Deadline(settings.max_wait)
+        self.plan_cases: Optional[frozenset[int]] = None  # --qase-plan-only: the plan's cases
+        self.plan_deselected = 0
+        self.public_url: Optional[str] = None
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -88,6 +92,7 @@ class QaseSession:
                     f"could not start the upload: {type(error).__name__}: {error}")
                 self.problems.append(f"{text}; the local report is written instead")
                 self.client = None
+        self._read_plan()
         report_dir = settings.report_dir
         if report_dir is None and self.client is None:
             report_dir = default_report_dir(self.config)
@@ -109,11 +114,27 @@ class QaseSession:
                 raise ApiError(f"run {self.run_id} of {settings.project} is already completed "
                                "and takes no more results: create a new run")
             return
-        body: dict[str, Any] = {"title": self._run_title(), "is_autotest": True}
-        if settings.run_description:
-            body["description"] = settings.run_description
-        self.run_id = self.client.create_run(settings.project, body, deadline)
+        built = runs.run_body(settings, self._run_title(), self.client, deadline)
+        self.problems.extend(built.problems)
+        self.run_id = self.client.create_run(settings.project, built.body, deadline)
         self.created_run = True
+
+    def _read_plan(self) -> None:
+        """For --qase-plan-only: the plan's case ids, or one line and every test runs."""
+        settings = self.settings
+        if not settings.plan_only or settings.plan_id is None:
+            return
+        if self.client is None or settings.project is None:
+            self.problems.append(f"test plan {settings.plan_id} cannot be read without a "
+                                 "working upload (token and project); every test runs")
+            return
+        deadline = clock.Deadline(min(START_DEADLINE, settings.max_wait or START_DEADLINE))
+        try:
+            self.plan_cases = frozenset(plan.read_plan_cases(
+                self.client, settings.project, settings.plan_id, deadline))
+        except ApiError as error:
+            self.problems.append(f"could not read test plan {settings.plan_id}: {error}; "
+                                 "every test runs")
 
     def _run_title(self) -> str:
         if self.settings.run_title:
@@ -126,6 +147,8 @@ class QaseSession:
         """A worker uses what the controller decided: no project check, no run creation."""
         self.session_dir = given["session_dir"]
         self.run_id = given.get("run_id")
+        if given.get("plan_cases") is not None:
+            self.plan_cases = frozenset(given["plan_cases"])
         if given.get("report_dir"):
             self.report = LocalReport(given["report_dir"])
         if given.get("upload") and self.settings.can_upload and self.run_id is not None:
@@ -152,7 +175,8 @@ class QaseSession:
         """What an xdist worker needs from the controller (never the token)."""
         return {"run_id": self.run_id, "session_dir": self.session_dir,
                 "report_dir": self.report.directory if self.report else None,
-                "upload": self.sender is not None}
+                "upload": self.sender is not None,
+                "plan_cases": sorted(self.plan_cases) if self.plan_cases is not None else None}
 
     # -- collection -----------------------------------------------------------------------
 
@@ -163,6 +187,11 @@ class QaseSession:
             if isinstance(item, pytest.Item):
                 marks.check_item(item)
         return made
+
+    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config,
+                                      items: list[pytest.Item]) -> None:
+        if self.plan_cases is not None:
+            self.plan_deselected = plan.deselect(config, items, self.plan_cases)
 
     # -- each test --------------------------------------------------------------------------
 
@@ -177,10 +206,19 @@ class QaseSession:
             if outcome is not None and self.uploader is not None:
                 try:
                     result = outcome.finish(self.thread)
+                    status.apply_rules(result, self.settings, status.xfail_kind(outcome.phases))
                     if item.config.hook.pytest_qase_result(item=item, result=result) is not False:
-                        self.uploader.submit(result)
+                        self.submit(result)
                 except Exception as exc:
                     self._fail(f"could not record {item.nodeid}: {type(exc).__name__}: {exc}")
+
+    def submit(self, result: Result) -> None:
+        """Queue a finished result unless qase_status_filter leaves it out."""
+        assert self.uploader is not None
+        if status.filtered_out(result, self.settings):
+            self.totals["filtered"] += 1
+        else:
+            self.uploader.submit(result)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         current = self.current
@@ -203,13 +241,16 @@ class QaseSession:
         if self.worker is not None and workeroutput is not None:
             workeroutput["qase"] = dict(self.totals, requests=self._own_requests(),
                                         reasons=self.reasons[:5],
-                                        spools=self.kept_spools)
+                                        spools=self.kept_spools,
+                                        plan_deselected=self.plan_deselected)
             return
         self._recover_spools()
         self._remove_empty_session_dir()
         if self.report is not None:
-            self.report.finish(self._run_title(), self.start_time, clock.now())
+            self.report.finish(self._run_title(), self.start_time, clock.now(),
+                               environment=self.settings.environment)
         self._complete_run()
+        self._make_public()
         if self.settings.strict and session.exitstatus == 0 and (
                 self.totals["undelivered"] or self.problems):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -246,6 +287,7 @@ class QaseSession:
         for key in self.totals:
             self.totals[key] += int(output.get(key, 0))
         self.reasons.extend(output.get("reasons", []))
+        self.plan_deselected = max(self.plan_deselected, int(output.get("plan_deselected", 0)))
         self.kept_spools.extend(output.get("spools", []))
 
     def _recover_spools(self) -> None:
@@ -284,6 +326,16 @@ class QaseSession:
         except ApiError as error:
             self.reasons.append(f"could not complete the run: {error}")
 
+    def _make_public(self) -> None:
+        settings = self.settings
+        if not (settings.public_report and self.client and self.run_id and settings.project):
+            return
+        try:  # one short request, like completing the run
+            self.public_url = runs.make_public(self.client, settings.project, self.run_id,
+                                               self.end_deadline)
+        except ApiError as error:
+            self.problems.append(f"could not make the run public: {error}")
+
     # -- reporting to the user -------------------------------------------------------------
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
@@ -295,6 +347,13 @@ class QaseSession:
 
     def summary_lines(self) -> list[str]:
         lines = [f"qase: error: {problem}" for problem in self.problems]
+        if self.plan_cases is not None:
+            lines.append(plan.summary_line(self.settings.plan_id, len(self.plan_cases),
+                                           self.plan_deselected))
+        if self.totals["filtered"]:
+            shown = ", ".join(sorted(self.settings.status_filter or ()))
+            lines.append(f"qase: {self.totals['filtered']} results with a status in "
+                         f"qase_status_filter ({shown}) were not reported")
         totals = self.totals
         if self.client is not None and self.run_id is not None and self.settings.project:
             requests = totals["requests"] + self._own_requests()
@@ -303,6 +362,8 @@ class QaseSession:
                 f"({self.settings.project}) in {requests} requests, "
                 f"{run_link(self.settings.url, self.settings.project, self.run_id)}"
                 + (" (completed)" if self.completed else ""))
+        if self.public_url:
+            lines.append(f"qase: public report: {self.public_url}")
         if totals["undelivered"]:
             reason = self.reasons[0] if self.reasons else "the server did not accept them"
             lines.append(f"qase: {totals['undelivered']} of {totals['results']} results were "
@@ -337,7 +398,9 @@ class XdistHooks:
     def pytest_handlecrashitem(self, crashitem: str, report: Any, sched: Any) -> None:
         """The test a worker died in is reported failed with xdist's crash message."""
         if self.owner.uploader is not None and report.outcome == "failed":
-            self.owner.uploader.submit(crash_result(report, str(report.node.gateway.id)))
+            result = crash_result(report, str(report.node.gateway.id))
+            status.apply_rules(result, self.owner.settings, None)
+            self.owner.submit(result)
 
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         self.owner.add_worker_totals(getattr(node, "workeroutput", {}).get("qase"),

@@ -128,6 +128,104 @@ def parse_token(text: str) -> Secret:
     return Secret(token)
 
 
+def parse_api_host(text: str) -> str:
+    """qase-pytest's ``QASE_TESTOPS_API_HOST``: a web host (``qase.io``, ``example.qase.io``)."""
+    host = text.strip().rstrip("/")
+    if "://" in host:
+        return parse_url(host)
+    if not re.match(r"^[A-Za-z0-9.-]+(:\d+)?$", host):
+        raise SettingError("must be a host name such as qase.io or example.qase.io")
+    return parse_url("https://api.qase.io" if host == "qase.io" else f"https://api-{host}")
+
+
+def parse_mode(text: str) -> bool:
+    """qase-pytest's ``QASE_MODE``: testops or report turn the plugin on, off turns it off."""
+    value = text.strip().lower()
+    if value in ("testops", "report"):
+        return True
+    if value == "off":
+        return False
+    raise SettingError("must be testops, report or off")
+
+
+STATUSES = ("passed", "failed", "blocked", "skipped", "invalid")
+
+
+def parse_status(text: str) -> str:
+    value = text.strip().lower()
+    if value not in STATUSES:
+        raise SettingError(f"must be one of {', '.join(STATUSES)}")
+    return value
+
+
+def parse_status_mapping(text: str) -> dict[str, str]:
+    """``invalid=failed,blocked=skipped``: each status on the left is sent as the right one."""
+    mapping: dict[str, str] = {}
+    for pair in (p.strip() for p in text.split(",")):
+        if not pair:
+            continue
+        source, sep, target = (x.strip().lower() for x in pair.partition("="))
+        if not sep or source not in STATUSES or target not in STATUSES:
+            raise SettingError(
+                f"{pair!r} is not status=status: write e.g. invalid=failed,blocked=skipped "
+                f"with statuses from {', '.join(STATUSES)}")
+        mapping[source] = target
+    if not mapping:
+        raise SettingError("write e.g. invalid=failed,blocked=skipped")
+    return mapping
+
+
+def parse_status_list(text: str) -> frozenset[str]:
+    """``passed,skipped``: a set of statuses."""
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in STATUSES]
+    if bad or not names:
+        raise SettingError(f"must be a comma-separated list of {', '.join(STATUSES)}"
+                           + (f" (not {', '.join(bad)})" if bad else ""))
+    return frozenset(names)
+
+
+def parse_tags(text: str) -> tuple[str, ...]:
+    """``a,b``: tags in order, without blanks or repeats."""
+    tags: list[str] = []
+    for tag in (t.strip() for t in text.split(",")):
+        if tag and tag not in tags:
+            tags.append(tag)
+    if not tags:
+        raise SettingError("must be a comma-separated list of tags, e.g. smoke,nightly")
+    return tuple(tags)
+
+
+def parse_configurations(text: str) -> tuple[tuple[str, str], ...]:
+    """``Browser=Chrome,OS=Linux``: (group, value) pairs in order."""
+    pairs: list[tuple[str, str]] = []
+    for pair in (p.strip() for p in text.split(",")):
+        if not pair:
+            continue
+        group, sep, value = (x.strip() for x in pair.partition("="))
+        if not sep or not group or not value:
+            raise SettingError(f"{pair!r} is not group=value: write e.g. Browser=Chrome,OS=Linux")
+        pairs.append((group, value))
+    if not pairs:
+        raise SettingError("write e.g. Browser=Chrome,OS=Linux")
+    return tuple(pairs)
+
+
+def parse_environment(text: str) -> str:
+    """An environment's slug, or its numeric id."""
+    value = text.strip()
+    if not value or any(c.isspace() for c in value) or len(value) > 255:
+        raise SettingError("must be an environment slug such as staging, or its numeric id")
+    return value
+
+
+def parse_suite(text: str) -> str:
+    value = text.strip()
+    if not value:
+        raise SettingError("must be a suite title such as Backend")
+    return value
+
+
 INI_TOKEN_FIX = (
     "tokens do not belong in committed files: remove it and set QASE_API_TOKEN "
     "in the environment (or pass --qase-token)"
@@ -156,11 +254,13 @@ class Option:
     ini_parse: Optional[Callable[[str], Any]] = None
     metavar: Optional[str] = None
     needed_to_upload: bool = False  # a bad value stops the upload (never guess a host or CA)
+    env_parse: tuple[tuple[str, Callable[[str], Any]], ...] = ()  # variables read differently
 
 
 OPTIONS: tuple[Option, ...] = (
     Option("enabled", "report results to Qase", parse_bool, False,
-           cli="--qase", ini="qase", env=("QASE_ENABLED",)),
+           cli="--qase", ini="qase", env=("QASE_ENABLED", "QASE_MODE"),
+           env_parse=(("QASE_MODE", parse_mode),)),
     Option("token", "Qase API token (prefer the QASE_API_TOKEN environment variable)",
            parse_token, None, cli="--qase-token", ini="qase_token",
            env=("QASE_API_TOKEN", "QASE_TESTOPS_API_TOKEN"), ini_parse=parse_ini_token,
@@ -169,19 +269,21 @@ OPTIONS: tuple[Option, ...] = (
            ini="qase_project", env=("QASE_PROJECT", "QASE_TESTOPS_PROJECT"), metavar="CODE",
            needed_to_upload=True),
     Option("url", "Qase API address (https only)", parse_url, DEFAULT_URL, cli="--qase-url",
-           ini="qase_url", env=("QASE_URL",), metavar="URL", needed_to_upload=True),
+           ini="qase_url", env=("QASE_URL", "QASE_TESTOPS_API_HOST"), metavar="URL",
+           needed_to_upload=True, env_parse=(("QASE_TESTOPS_API_HOST", parse_api_host),)),
     Option("run_id", "report into this existing run instead of creating one",
            _int_in(1, 2**63 - 1), None, cli="--qase-run-id",
            env=("QASE_RUN_ID", "QASE_TESTOPS_RUN_ID"), metavar="ID"),
     Option("run_title", "title of the run the plugin creates", parse_text, None,
-           cli="--qase-run-title", ini="qase_run_title", env=("QASE_RUN_TITLE",),
+           cli="--qase-run-title", ini="qase_run_title",
+           env=("QASE_RUN_TITLE", "QASE_TESTOPS_RUN_TITLE"),
            metavar="TITLE"),
     Option("run_description", "description of the run the plugin creates", parse_text, None,
            cli="--qase-run-description", ini="qase_run_description",
-           env=("QASE_RUN_DESCRIPTION",), metavar="TEXT"),
+           env=("QASE_RUN_DESCRIPTION", "QASE_TESTOPS_RUN_DESCRIPTION"), metavar="TEXT"),
     Option("complete_run", "complete the run at the end (default: when the plugin created it)",
            parse_bool, None, cli="--qase-complete-run", cli_off="--qase-no-complete-run",
-           ini="qase_complete_run", env=("QASE_COMPLETE_RUN",)),
+           ini="qase_complete_run", env=("QASE_COMPLETE_RUN", "QASE_TESTOPS_RUN_COMPLETE")),
     Option("report_dir", "write the local Qase Report into DIR", parse_path, None,
            cli="--qase-report", ini="qase_report_dir", env=("QASE_REPORT_DIR",),
            metavar="DIR"),
@@ -191,7 +293,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("timeout", "timeout of one request, in seconds", _seconds_in(1, 600), 30.0,
            ini="qase_timeout", env=("QASE_TIMEOUT",)),
     Option("batch_size", "results in one bulk request", _int_in(1, MAX_BATCH_SIZE), 200,
-           ini="qase_batch_size", env=("QASE_BATCH_SIZE",)),
+           ini="qase_batch_size", env=("QASE_BATCH_SIZE", "QASE_TESTOPS_BATCH_SIZE")),
     Option("max_request_bytes", "bytes of JSON in one bulk request",
            _int_in(16 * 1024, 64 * 1024 * 1024), 4 * 1024 * 1024,
            ini="qase_max_request_bytes", env=("QASE_MAX_REQUEST_BYTES",)),
@@ -201,6 +303,48 @@ OPTIONS: tuple[Option, ...] = (
            _seconds_in(0, 86_400), 300.0, ini="qase_max_wait", env=("QASE_MAX_WAIT",)),
     Option("strict", "make undelivered results or bad settings fail the pytest session",
            parse_bool, False, cli="--qase-strict", ini="qase_strict", env=("QASE_STRICT",)),
+    # -- run options (docs/configuration.md#run-options) --
+    Option("plan_id", "put the run on this test plan", _int_in(1, 2**63 - 1), None,
+           cli="--qase-plan-id", ini="qase_plan_id",
+           env=("QASE_PLAN_ID", "QASE_TESTOPS_PLAN_ID"), metavar="ID"),
+    Option("plan_only", "run only the tests whose case ids are in the plan",
+           parse_bool, False, cli="--qase-plan-only", ini="qase_plan_only",
+           env=("QASE_PLAN_ONLY",)),
+    Option("environment", "environment of the run: its slug or numeric id", parse_environment,
+           None, cli="--qase-environment", ini="qase_environment", env=("QASE_ENVIRONMENT",),
+           metavar="SLUG"),
+    Option("configurations", "configurations of the run, e.g. Browser=Chrome,OS=Linux",
+           parse_configurations, None, cli="--qase-configurations", ini="qase_configurations",
+           env=("QASE_CONFIGURATIONS", "QASE_TESTOPS_CONFIGURATIONS_VALUES"),
+           metavar="GROUP=VALUE,..."),
+    Option("create_configurations", "create configurations that do not exist yet",
+           parse_bool, False, ini="qase_create_configurations",
+           env=("QASE_CREATE_CONFIGURATIONS", "QASE_TESTOPS_CONFIGURATIONS_CREATE_IF_NOT_EXISTS")),
+    Option("run_tags", "tags of the run the plugin creates, e.g. smoke,nightly", parse_tags,
+           None, cli="--qase-run-tags", ini="qase_run_tags",
+           env=("QASE_RUN_TAGS", "QASE_TESTOPS_RUN_TAGS"), metavar="TAG,..."),
+    Option("milestone_id", "milestone of the run the plugin creates", _int_in(1, 2**63 - 1),
+           None, cli="--qase-milestone-id", ini="qase_milestone_id", env=("QASE_MILESTONE_ID",),
+           metavar="ID"),
+    Option("defect", "create a Qase defect for each failed result", parse_bool, False,
+           cli="--qase-defect", ini="qase_defect", env=("QASE_DEFECT", "QASE_TESTOPS_DEFECT")),
+    Option("public_report", "make the run's report public and print its link at the end",
+           parse_bool, False, cli="--qase-public-report", ini="qase_public_report",
+           env=("QASE_PUBLIC_REPORT", "QASE_TESTOPS_SHOW_PUBLIC_REPORT_LINK")),
+    Option("status_mapping", "send statuses as others, e.g. invalid=failed,blocked=skipped",
+           parse_status_mapping, None, ini="qase_status_mapping", env=("QASE_STATUS_MAPPING",)),
+    Option("status_filter", "do not report results with these statuses, e.g. passed,skipped",
+           parse_status_list, None, ini="qase_status_filter",
+           env=("QASE_STATUS_FILTER", "QASE_TESTOPS_STATUS_FILTER")),
+    Option("xfail_status", "status of an xfail test that failed as expected", parse_status,
+           "skipped", ini="qase_xfail_status",
+           env=("QASE_XFAIL_STATUS", "QASE_PYTEST_XFAIL_STATUS_XFAIL")),
+    Option("xpass_status", "status of an xfail test that passed (not strict)", parse_status,
+           "passed", ini="qase_xpass_status",
+           env=("QASE_XPASS_STATUS", "QASE_PYTEST_XFAIL_STATUS_XPASS")),
+    Option("root_suite", "suite put in front of every result's suite path", parse_suite, None,
+           cli="--qase-root-suite", ini="qase_root_suite", env=("QASE_ROOT_SUITE",),
+           metavar="TITLE"),
 )
 
 
@@ -258,6 +402,20 @@ class Settings:
     rate_limit: int = 600
     max_wait: float = 300.0
     strict: bool = False
+    plan_id: Optional[int] = None
+    plan_only: bool = False
+    environment: Optional[str] = None
+    configurations: Optional[tuple[tuple[str, str], ...]] = None
+    create_configurations: bool = False
+    run_tags: Optional[tuple[str, ...]] = None
+    milestone_id: Optional[int] = None
+    defect: bool = False
+    public_report: bool = False
+    status_mapping: Optional[dict[str, str]] = None
+    status_filter: Optional[frozenset[str]] = None
+    xfail_status: str = "skipped"
+    xpass_status: str = "passed"
+    root_suite: Optional[str] = None
     errors: list[str] = field(default_factory=list)
     origins: dict[str, str] = field(default_factory=dict)
     upload_refused: bool = False  # a setting the upload needs was given but is unusable
@@ -316,7 +474,8 @@ class Sources:
         for name in option.env:
             if environ.get(name, "") != "":
                 value = environ[name]
-                yield _absolute(value, Path.cwd()) if is_path else value, f"${name}", option.parse
+                parse = dict(option.env_parse).get(name, option.parse)
+                yield _absolute(value, Path.cwd()) if is_path else value, f"${name}", parse
                 break
         if option.ini:
             value = self.ini(option.ini)
@@ -366,6 +525,15 @@ def resolve_from(sources: Sources, environ: Optional[dict[str, str]] = None) -> 
         settings.errors.append(
             f"token from qase_token in {sources.ini_label}: {INI_TOKEN_FIX}; it is ignored "
             f"and the token from {settings.origins['token']} is used")
+    if settings.origins.get("enabled") == "$QASE_MODE" and \
+            environ["QASE_MODE"].strip().lower() == "report":
+        settings.token = None  # qase-pytest's report mode: the local report only
+        settings.origins.pop("token", None)
+    if settings.plan_only and settings.plan_id is None:
+        settings.plan_only = False
+        settings.errors.append(
+            f"plan only from {settings.origins['plan_only']}: it needs a plan: pass "
+            "--qase-plan-id ID, set qase_plan_id or QASE_PLAN_ID; every test runs")
     return settings
 
 

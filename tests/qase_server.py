@@ -567,6 +567,9 @@ class QaseServer:
         self.read_only_token: str | None = read_only_token
         # configurable data
         self.environments: dict[str, list[dict[str, Any]]] = {}
+        self.plans: dict[str, dict[int, dict[str, Any]]] = {}
+        self.configuration_groups: dict[str, list[dict[str, Any]]] = {}
+        self.public_runs: set[int] = set()
         # recorded state
         self._lock = threading.Lock()
         self._records: list[RequestRecord] = []
@@ -583,6 +586,8 @@ class QaseServer:
         self.connections_opened = 0
         self._next_run_id = 1
         self._next_env_id = 1
+        self._next_plan_id = 1
+        self._next_config_id = 1
         self._auto_key = 0
         self._order = 0
         # runtime
@@ -731,6 +736,46 @@ class QaseServer:
             self._next_env_id += 1
             self.environments.setdefault(project, []).append(env)
         return dict(env)
+
+    def add_plan(
+        self, case_ids: Iterable[int], title: str = "plan", project: str = "DEMO"
+    ) -> int:
+        """Add a test plan holding these cases (for ``GET /v1/plan/{code}/{id}``); its id."""
+        with self._lock:
+            plan_id = self._next_plan_id
+            self._next_plan_id += 1
+            self.plans.setdefault(project, {})[plan_id] = {
+                "id": plan_id,
+                "title": title,
+                "cases": [{"case_id": int(c), "assignee_id": None} for c in case_ids],
+            }
+        return plan_id
+
+    def add_configuration(self, group: str, title: str, project: str = "DEMO") -> int:
+        """Add a configuration (and its group when new); returns the configuration's id."""
+        with self._lock:
+            return self._add_configuration(project, self._group(project, group)["id"], title)
+
+    def _group(self, project: str, title: str) -> dict[str, Any]:
+        """The configuration group with this title, created when missing (lock held)."""
+        groups = self.configuration_groups.setdefault(project, [])
+        for group in groups:
+            if group["title"] == title:
+                return group
+        group = {"id": self._next_config_id, "title": title, "configurations": []}
+        self._next_config_id += 1
+        groups.append(group)
+        return group
+
+    def _add_configuration(self, project: str, group_id: int, title: str) -> int:
+        """Add a configuration to an existing group (lock held); returns its id."""
+        for group in self.configuration_groups.get(project, []):
+            if group["id"] == group_id:
+                config_id = self._next_config_id
+                self._next_config_id += 1
+                group["configurations"].append({"id": config_id, "title": title})
+                return config_id
+        raise KeyError(group_id)
 
     @property
     def requests(self) -> list[RequestRecord]:
@@ -1249,14 +1294,16 @@ class QaseServer:
                 "status_text": "complete" if run["completed"] else "active",
                 "start_time": _iso(run["created_at"]),
                 "end_time": _iso(run["completed_at"]),
-                "public": False,
+                "public": run["id"] in self.public_runs,
                 "stats": {"total": len(run["results"]), "statuses": dict(statuses)},
                 "time_spent": 0,
                 "elapsed_time": 0,
                 "environment": env,
                 "milestone": None,
                 "custom_fields": [],
-                "tags": [],
+                "tags": [
+                    {"title": t, "internal_id": i} for i, t in enumerate(body.get("tags", []))
+                ],
                 "cases": list(body.get("cases", [])),
                 "plan_id": body.get("plan_id"),
                 "configurations": list(body.get("configurations", [])),
@@ -1414,6 +1461,82 @@ class QaseServer:
             },
         )
 
+    def _h_get_plan(self, req: _Request, params: dict[str, Any]) -> _Response:
+        code = params["code"]
+        if code not in self.projects:
+            return _error(404, "Project is not found.")
+        with self._lock:
+            plan = self.plans.get(code, {}).get(params["id"])
+            if plan is None:
+                return _error(404, "Plan not found.")
+            cases = [dict(c) for c in plan["cases"]]
+        return _json_response(
+            200,
+            {
+                "status": True,
+                "result": {
+                    "id": plan["id"],
+                    "title": plan["title"],
+                    "cases_count": len(cases),
+                    "created_at": _iso(0),
+                    "updated_at": _iso(0),
+                    "average_time": 0,
+                    "cases": cases,
+                },
+            },
+        )
+
+    def _h_configurations(self, req: _Request, params: dict[str, Any]) -> _Response:
+        code = params["code"]
+        if code not in self.projects:
+            return _error(404, "Project is not found.")
+        with self._lock:
+            groups = [
+                {**g, "configurations": [dict(c) for c in g["configurations"]]}
+                for g in self.configuration_groups.get(code, [])
+            ]
+        result = {"total": len(groups), "filtered": len(groups), "count": len(groups)}
+        return _json_response(200, {"status": True, "result": {**result, "entities": groups}})
+
+    def _h_create_configuration_group(self, req: _Request, params: dict[str, Any]) -> _Response:
+        code = params["code"]
+        if code not in self.projects:
+            return _error(404, "Project is not found.")
+        title = cast("dict[str, Any]", req.json)["title"]
+        with self._lock:
+            if any(g["title"] == title for g in self.configuration_groups.get(code, [])):
+                return _error(422, "The group already exists.", [("title", "must be unique")])
+            group_id = self._group(code, title)["id"]
+        return _json_response(200, {"status": True, "result": {"id": group_id}})
+
+    def _h_create_configuration(self, req: _Request, params: dict[str, Any]) -> _Response:
+        code = params["code"]
+        if code not in self.projects:
+            return _error(404, "Project is not found.")
+        body = cast("dict[str, Any]", req.json)
+        with self._lock:
+            try:
+                config_id = self._add_configuration(code, body["group_id"], body["title"])
+            except KeyError:
+                return _error(422, "Group not found.", [("group_id", "does not exist")])
+        return _json_response(200, {"status": True, "result": {"id": config_id}})
+
+    def _h_run_public(self, req: _Request, params: dict[str, Any]) -> _Response:
+        code = params["code"]
+        if code not in self.projects:
+            return _error(404, "Project is not found.")
+        public = bool(cast("dict[str, Any]", req.json)["status"])
+        with self._lock:
+            run = self._find_run(code, params["id"])
+            if run is None:
+                return _error(404, "Run not found.")
+            if public:
+                self.public_runs.add(run["id"])
+            else:
+                self.public_runs.discard(run["id"])
+        url = f"{self.url}/public/report/{hashlib.sha1(str(run['id']).encode()).hexdigest()}"
+        return _json_response(200, {"status": True, "result": {"url": url} if public else {}})
+
     # ------------------------------------------------------------------ control endpoints
 
     def _control(self, method: str, path: str, body: bytes) -> _Response:
@@ -1443,6 +1566,11 @@ _HANDLERS: dict[
     ("v1", "/run/{code}/{id}/complete", "POST"): QaseServer._h_complete_run,
     ("v1", "/attachment/{code}", "POST"): QaseServer._h_upload,
     ("v1", "/environment/{code}", "GET"): QaseServer._h_environments,
+    ("v1", "/plan/{code}/{id}", "GET"): QaseServer._h_get_plan,
+    ("v1", "/configuration/{code}", "GET"): QaseServer._h_configurations,
+    ("v1", "/configuration/{code}", "POST"): QaseServer._h_create_configuration,
+    ("v1", "/configuration/{code}/group", "POST"): QaseServer._h_create_configuration_group,
+    ("v1", "/run/{code}/{id}/public", "PATCH"): QaseServer._h_run_public,
     BULK_RESULTS: QaseServer._h_results,
     SINGLE_RESULT: QaseServer._h_result,
 }

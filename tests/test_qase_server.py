@@ -431,6 +431,41 @@ def test_environments_paging(qase_server: QaseServer, api: Api) -> None:
     assert [e["id"] for e in page["entities"]] == [3]
 
 
+def test_plans_configurations_and_public_runs(qase_server: QaseServer, api: Api) -> None:
+    plan_id = qase_server.add_plan([5, 7], title="smoke")
+    resp = api.call("GET", f"/v1/plan/DEMO/{plan_id}")
+    assert resp.status_code == 200
+    assert_spec_response("v1", "/plan/{code}/{id}", "GET", resp)
+    assert [c["case_id"] for c in resp.json()["result"]["cases"]] == [5, 7]
+    assert api.call("GET", "/v1/plan/DEMO/99").status_code == 404
+
+    chrome = qase_server.add_configuration("Browser", "Chrome")
+    resp = api.call("POST", "/v1/configuration/DEMO/group", json={"title": "OS"})
+    assert resp.status_code == 200
+    assert_spec_response("v1", "/configuration/{code}/group", "POST", resp)
+    group_id = resp.json()["result"]["id"]
+    resp = api.call("POST", "/v1/configuration/DEMO", json={"title": "Linux", "group_id": group_id})
+    assert_spec_response("v1", "/configuration/{code}", "POST", resp)
+    linux = resp.json()["result"]["id"]
+    resp = api.call("GET", "/v1/configuration/DEMO")
+    assert_spec_response("v1", "/configuration/{code}", "GET", resp)
+    groups = {g["title"]: g["configurations"] for g in resp.json()["result"]["entities"]}
+    assert groups == {"Browser": [{"id": chrome, "title": "Chrome"}],
+                      "OS": [{"id": linux, "title": "Linux"}]}
+    assert api.call("POST", "/v1/configuration/DEMO/group", json={"title": "OS"}).status_code == 422
+    assert api.call("POST", "/v1/configuration/DEMO", json={"title": "x"}).status_code == 400
+
+    run_id = api.create_run()
+    resp = api.call("PATCH", f"/v1/run/DEMO/{run_id}/public", json={"status": True})
+    assert resp.status_code == 200
+    assert_spec_response("v1", "/run/{code}/{id}/public", "PATCH", resp)
+    assert resp.json()["result"]["url"].startswith(qase_server.url)
+    assert qase_server.public_runs == {run_id}
+    assert api.call("GET", f"/v1/run/DEMO/{run_id}").json()["result"]["public"] is True
+    assert api.call("PATCH", f"/v1/run/DEMO/{run_id}/public", json={}).status_code == 400
+    assert len(qase_server.validation_errors) == 2  # the two bodies without a required field
+
+
 # --------------------------------------------------------------------------- modes and stats
 
 

@@ -1,0 +1,165 @@
+"""The body of a new Qase run, built from the run options, and the run's public link.
+
+One function (``run_body``) serves both the plugin's run creation and
+``python -m pytest_qase run create``, so the two always create the same kind of run.
+Looking up an environment or a configuration can fail on its own: that costs one clear
+line and the run is created without that piece, never the whole upload.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from . import clock
+from .client import ApiError, QaseClient
+from .results import to_json_bytes
+from .settings import Settings
+
+ENVIRONMENT_PAGE = 100  # the largest page GET /v1/environment/{code} allows
+MAX_ENVIRONMENT_PAGES = 1000  # offset is capped at 100000 by the API
+
+
+@dataclass
+class RunBody:
+    """What to send to ``POST /v1/run/{code}``, and what could not be put in it."""
+
+    body: dict[str, Any]
+    problems: list[str] = field(default_factory=list)
+
+
+def run_body(settings: Settings, title: str, client: Optional[QaseClient],
+             deadline: clock.Deadline) -> RunBody:
+    """The body of a new run: title, description, plan, milestone, tags, environment, configs.
+
+    ``client`` is needed only to look up an environment slug or configurations.
+    """
+    body: dict[str, Any] = {"title": title[:255], "is_autotest": True}
+    built = RunBody(body)
+    if settings.run_description:
+        body["description"] = settings.run_description[:10000]
+    if settings.plan_id is not None:
+        body["plan_id"] = settings.plan_id
+    if settings.milestone_id is not None:
+        body["milestone_id"] = settings.milestone_id
+    if settings.run_tags:
+        body["tags"] = list(settings.run_tags)
+    project = settings.project or ""
+    if settings.environment:
+        environment_id = _environment_id(settings.environment, project, client, deadline,
+                                         built.problems)
+        if environment_id is not None:
+            body["environment_id"] = environment_id
+    if settings.configurations:
+        ids = _configuration_ids(settings, project, client, deadline, built.problems)
+        if ids:
+            body["configurations"] = ids
+    return built
+
+
+def _environment_id(wanted: str, project: str, client: Optional[QaseClient],
+                    deadline: clock.Deadline, problems: list[str]) -> Optional[int]:
+    """A numeric id as it is; a slug looked up over every page of the project's environments."""
+    if wanted.isdigit() and int(wanted) > 0:
+        return int(wanted)
+    if client is None:
+        return None
+    try:
+        for environment in _environments(client, project, deadline):
+            if environment.get("slug") == wanted:
+                return int(environment["id"])
+    except (ApiError, KeyError, TypeError, ValueError) as error:
+        problems.append(f"environment {wanted!r}: could not read the environments of "
+                        f"{project}: {error}; the run is created without an environment")
+        return None
+    problems.append(f"environment {wanted!r} is not an environment of {project}: use the slug "
+                    "shown in Qase (Environments) or its numeric id in qase_environment; the "
+                    "run is created without an environment")
+    return None
+
+
+def _environments(client: QaseClient, project: str, deadline: clock.Deadline):
+    """Every environment of the project, page by page, until a short or empty page."""
+    for page in range(MAX_ENVIRONMENT_PAGES):
+        reply = client.call("GET", f"/v1/environment/{project}",
+                            f"list the environments of {project}", deadline,
+                            params={"limit": ENVIRONMENT_PAGE,
+                                    "offset": page * ENVIRONMENT_PAGE})
+        result = (reply.data or {}).get("result") or {}
+        entities = result.get("entities") or []
+        yield from entities
+        if len(entities) < ENVIRONMENT_PAGE:
+            return
+
+
+def _configuration_ids(settings: Settings, project: str, client: Optional[QaseClient],
+                       deadline: clock.Deadline, problems: list[str]) -> list[int]:
+    """The ids of ``Group=Value`` configurations, creating missing ones when asked."""
+    wanted = settings.configurations or ()
+    shown = ",".join(f"{g}={v}" for g, v in wanted)
+    if client is None:
+        return []
+    try:
+        reply = client.call("GET", f"/v1/configuration/{project}",
+                            f"list the configurations of {project}", deadline)
+        groups = ((reply.data or {}).get("result") or {}).get("entities") or []
+        ids: list[int] = []
+        for group_title, value in wanted:
+            found = _find_configuration(groups, group_title, value)
+            if found is None and settings.create_configurations:
+                found = _create_configuration(client, project, groups, group_title, value,
+                                              deadline)
+            if found is None:
+                problems.append(
+                    f"configuration {group_title}={value} does not exist in {project}: create "
+                    "it in Qase or set qase_create_configurations = true; the run is created "
+                    "without it")
+            elif found not in ids:
+                ids.append(found)
+        return ids
+    except (ApiError, KeyError, TypeError, ValueError) as error:
+        problems.append(f"configurations {shown}: could not read or create them in {project}: "
+                        f"{error}; the run is created without configurations")
+        return []
+
+
+def _find_configuration(groups: list[dict[str, Any]], group_title: str,
+                        value: str) -> Optional[int]:
+    for group in groups:
+        if group.get("title") == group_title:
+            for item in group.get("configurations") or []:
+                if item.get("title") == value:
+                    return int(item["id"])
+    return None
+
+
+def _create_configuration(client: QaseClient, project: str, groups: list[dict[str, Any]],
+                          group_title: str, value: str, deadline: clock.Deadline) -> int:
+    """Create the value (and its group when missing); remember both in ``groups``."""
+    group = next((g for g in groups if g.get("title") == group_title), None)
+    if group is None:
+        reply = client.call("POST", f"/v1/configuration/{project}/group",
+                            f"create configuration group {group_title} in {project}", deadline,
+                            body=to_json_bytes({"title": group_title[:255]}), idempotent=False)
+        group = {"id": int(reply.data["result"]["id"]), "title": group_title,
+                 "configurations": []}
+        groups.append(group)
+    reply = client.call("POST", f"/v1/configuration/{project}",
+                        f"create configuration {group_title}={value} in {project}", deadline,
+                        body=to_json_bytes({"title": value[:255], "group_id": int(group["id"])}),
+                        idempotent=False)
+    created = int(reply.data["result"]["id"])
+    group.setdefault("configurations", []).append({"id": created, "title": value})
+    return created
+
+
+def make_public(client: QaseClient, project: str, run_id: int,
+                deadline: clock.Deadline) -> str:
+    """Turn on the run's public report; return its address."""
+    reply = client.call("PATCH", f"/v1/run/{project}/{run_id}/public",
+                        f"make run {run_id} of {project} public", deadline,
+                        body=to_json_bytes({"status": True}))
+    url = ((reply.data or {}).get("result") or {}).get("url")
+    if not url:
+        raise ApiError(f"Qase made run {run_id} public but its answer had no link")
+    return str(url)
