@@ -55,6 +55,13 @@ class Spool:
             handle.seek(offset)
             return handle.read(length)
 
+    def attachments_pending(self, result_id: str, files: list[dict[str, Any]]) -> None:
+        """Record the kept files a result still needs uploaded before it can be sent."""
+        with self._lock:
+            self._open()
+            self._write(to_json_bytes({"attachments": {"result": result_id, "files": files}})
+                        + b"\n")
+
     def delivered(self, ids: list[str]) -> None:
         with self._lock:
             self._open()
@@ -93,6 +100,16 @@ def read_spool(path: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             for result_id in record["delivered"]:
                 results.pop(str(result_id), None)
     return header, list(results.values())
+
+
+def read_pending_attachments(path: str) -> dict[str, list[dict[str, Any]]]:
+    """Per result id, the kept files to upload before the result (see ``attachments_pending``)."""
+    pending: dict[str, list[dict[str, Any]]] = {}
+    for record in _records(path):
+        entry = record.get("attachments")
+        if isinstance(entry, dict) and isinstance(entry.get("files"), list):
+            pending[str(entry.get("result"))] = entry["files"]
+    return pending
 
 
 def _records(path: str) -> Iterator[dict[str, Any]]:

@@ -15,6 +15,7 @@ import threading
 from typing import Optional
 
 from . import clock
+from .attachments import AttachmentStore, AttachmentUploader, pending_record, walk
 from .batching import Entry
 from .local_report import LocalReport
 from .results import Result
@@ -45,9 +46,14 @@ class Uploader:
     def __init__(self, *, report: Optional[LocalReport] = None,
                  sender: Optional[ResultSender] = None,
                  flush_interval: float = FLUSH_INTERVAL,
-                 batch_deadline: float = BATCH_DEADLINE) -> None:
+                 batch_deadline: float = BATCH_DEADLINE,
+                 attachments: Optional[AttachmentUploader] = None,
+                 store: Optional[AttachmentStore] = None) -> None:
         self.report = report
         self.sender = sender
+        self.attachments = attachments
+        self.store = store
+        self.warnings: list[str] = []  # attach-time and attachment problems, for the summary
         self.flush_interval = flush_interval
         self.batch_deadline = batch_deadline
         self.taken = 0
@@ -115,20 +121,42 @@ class Uploader:
 
     def _take(self, result: Result) -> None:
         self.taken += 1
+        self.warnings.extend(result.warnings)
         if self.report is not None:
             try:
-                self.report.write(result)
+                self.warnings.extend(self.report.write(result))
             except OSError as exc:
                 self.errors.append(f"could not write the local report: {exc}")
                 self.report = None
         if self.sender is None:
+            self._release(result, [])
             return
+        later = []
+        if self.attachments is not None:  # files first, so the result carries their hashes
+            later = self.attachments.upload(result, self._batch_deadline())
+        if later:
+            records = [pending_record(where, a, self.store) for where, a in later]
+            self.sender.hold(result.to_api(), [r for r in records if r],
+                             f"its attachments could not be uploaded "
+                             f"({self.attachments.last_error if self.attachments else ''}); "
+                             "it is kept for a later upload")
+            self._release(result, [a for _, a in later])
+            return
+        payload = result.to_api()
+        self._release(result, [])
         if self._oldest is None:
             self._oldest = clock.monotonic()
-        for batch in self.sender.add(result.to_api()):
+        for batch in self.sender.add(payload):
             self._hand_over(batch)
         if not self.sender.packer.pending:
             self._oldest = None
+
+    @staticmethod
+    def _release(result: Result, keep: list) -> None:
+        """Free the captured bytes and copies that are no longer needed."""
+        for _, attachment in walk(result):
+            if not any(attachment is kept for kept in keep):
+                attachment.release()
 
     def _hand_over(self, batch: list[Entry]) -> None:
         if self.sender is not None and self.sender.spool is not None:
