@@ -408,10 +408,12 @@ class Outcome:
     def _captured_output(self, recorded: Optional[ItemContext]) -> list[Any]:
         """stdout, stderr and log records of a failed test, as text attachments."""
         files = []
-        for name, attribute in (("stdout", "capstdout"), ("stderr", "capstderr"),
-                                ("log", "caplog")):
-            parts = [f"--- {when} ---\n{getattr(report, attribute)}"
-                     for when, report in self.phases.items() if getattr(report, attribute, "")]
+        last = list(self.phases.values())[-1:]  # pytest gives each report all sections so far
+        sections = last[0].sections if last else []
+        for name, prefix in (("stdout", "Captured stdout "), ("stderr", "Captured stderr "),
+                             ("log", "Captured log ")):
+            parts = [f"--- {title[len(prefix):]} ---\n{text}"
+                     for title, text in sections if title.startswith(prefix) and text]
             if parts:
                 files.append(attachment_files.capture(
                     content="\n".join(parts), filename=f"{name}.txt", mime="text/plain",
