@@ -204,7 +204,7 @@ class AttachmentUploader:
         self.warnings: list[str] = []
         self.uploaded = 0
         self.requests = 0
-        self.no_storage = False
+        self.no_storage = False  # after a 507 or a refusal, no later upload can succeed
         self.last_error = "the attachment upload failed"
         self._outage_until = 0.0
 
@@ -212,15 +212,18 @@ class AttachmentUploader:
         if len(self.warnings) < MAX_WARNINGS:
             self.warnings.append(text)
 
-    def upload(self, result: Any, deadline: clock.Deadline) -> list[tuple[list[int], Attachment]]:
-        """Upload what the result needs; return what must wait for a later upload."""
-        return self.upload_items(list(walk(result)), result.title, deadline)
+    def upload(self, results: list[Any], deadline: clock.Deadline) -> set[str]:
+        """Upload what the results need, sharing requests; the ids of what must wait."""
+        items = [(result.title, attachment) for result in results
+                 for _, attachment in walk(result)]
+        return {attachment.id for _, attachment in self.upload_items(items, deadline)}
 
-    def upload_items(self, items: list[tuple[list[int], Attachment]], title: str,
-                     deadline: clock.Deadline) -> list[tuple[list[int], Attachment]]:
-        waiting = [(w, a) for w, a in items if a.hash is None]
-        ready: list[tuple[list[int], Attachment]] = []
-        for where, attachment in waiting:
+    def upload_items(self, items: list[tuple[str, Attachment]],
+                     deadline: clock.Deadline) -> list[tuple[str, Attachment]]:
+        """Upload (title, attachment) pairs without a hash; return those that must wait."""
+        waiting = [(t, a) for t, a in items if a.hash is None]
+        ready: list[tuple[str, Attachment]] = []
+        for title, attachment in waiting:
             if attachment.size > MAX_FILE_BYTES:
                 self.warn(f"attachment {attachment.filename} of {title} is "
                           f"{_megabytes(attachment.size)}, over Qase's 32 MB limit for a file: "
@@ -228,8 +231,8 @@ class AttachmentUploader:
             elif self.no_storage:
                 continue
             else:
-                ready.append((where, attachment))
-        later: list[tuple[list[int], Attachment]] = []
+                ready.append((title, attachment))
+        later: list[tuple[str, Attachment]] = []
         for group in _requests(ready):
             if clock.monotonic() < self._outage_until:
                 later.extend(group)
@@ -237,7 +240,7 @@ class AttachmentUploader:
             try:
                 files = [(a.filename, a.read(), a.mime) for _, a in group]
             except OSError as exc:
-                self.warn(f"could not read an attachment of {title}: {exc}; "
+                self.warn(f"could not read an attachment of {group[0][0]}: {exc}; "
                           "the result is sent without it")
                 continue
             try:
@@ -254,7 +257,10 @@ class AttachmentUploader:
                     self._outage_until = clock.monotonic() + OUTAGE_PAUSE
                     later.extend(group)
                     continue
-                self.warn(f"attachments of {title} were not uploaded: {error}")
+                self.warn(f"attachments of {group[0][0]} were not uploaded: {error}")
+                if getattr(error, "stops_sending", False):
+                    self.no_storage = True
+                    return later
                 continue
             for (_, attachment), digest in zip(group, hashes):
                 attachment.hash = digest
@@ -262,10 +268,9 @@ class AttachmentUploader:
         return later
 
 
-def _requests(items: list[tuple[list[int], Attachment]]
-              ) -> Iterator[list[tuple[list[int], Attachment]]]:
+def _requests(items: list[tuple[str, Attachment]]) -> Iterator[list[tuple[str, Attachment]]]:
     """Groups of at most 20 files and 128 MB (with room for the multipart framing)."""
-    group: list[tuple[list[int], Attachment]] = []
+    group: list[tuple[str, Attachment]] = []
     size = 0
     for item in items:
         cost = item[1].size + 1024

@@ -105,7 +105,7 @@ def _upload_pending(files: AttachmentUploader, result: dict, records: list[dict]
             size=os.path.getsize(path), path=path)))
     if not items:
         return ""
-    if files.upload_items(items, str(result.get("title")), deadline):
+    if files.upload_items([(str(result.get("title")), a) for _, a in items], deadline):
         return f"its attachments could not be uploaded ({files.last_error})"
     for where, attachment in items:
         if attachment.hash:

@@ -12,10 +12,16 @@ from __future__ import annotations
 import queue
 import sys
 import threading
-from typing import Optional
+from typing import AbstractSet, Optional
 
 from . import clock
-from .attachments import AttachmentStore, AttachmentUploader, pending_record, walk
+from .attachments import (
+    MAX_REQUEST_FILES,
+    AttachmentStore,
+    AttachmentUploader,
+    pending_record,
+    walk,
+)
 from .batching import Entry
 from .local_report import LocalReport
 from .results import Result
@@ -54,6 +60,7 @@ class Uploader:
         self.attachments = attachments
         self.store = store
         self.warnings: list[str] = []  # attach-time and attachment problems, for the summary
+        self._with_files: list[Result] = []  # results waiting for their files to be uploaded
         self.flush_interval = flush_interval
         self.batch_deadline = batch_deadline
         self.taken = 0
@@ -103,8 +110,11 @@ class Uploader:
                 self._hand_over_partial()
                 continue
             self._take(item)
-            if self._results.empty() and self.sender is not None and self.sender.spool:
-                self.sender.spool.flush()  # idle: put what we have on disk now
+            if self._results.empty():  # idle: upload waiting files, put results on disk
+                self._upload_files()
+                if self.sender is not None and self.sender.spool:
+                    self.sender.spool.flush()
+        self._upload_files()
         self._hand_over_partial()
         self._batches.put(_STOP)
 
@@ -131,16 +141,35 @@ class Uploader:
         if self.sender is None:
             self._release(result, [])
             return
-        later = []
-        if self.attachments is not None:  # files first, so the result carries their hashes
-            later = self.attachments.upload(result, self._batch_deadline())
-        if later:
-            records = [pending_record(where, a, self.store) for where, a in later]
+        if self.attachments is not None and self.sender.stopped is None and any(
+                a.hash is None for _, a in walk(result)):
+            # files first, so the result carries their hashes; several results share requests
+            self._with_files.append(result)
+            if sum(len(list(walk(r))) for r in self._with_files) >= MAX_REQUEST_FILES:
+                self._upload_files()
+            return
+        self._queue(result)
+
+    def _upload_files(self) -> None:
+        """Upload the files of the waiting results, then queue each result."""
+        waiting, self._with_files = self._with_files, []
+        if not waiting or self.attachments is None:
+            return
+        later = self.attachments.upload(waiting, self._batch_deadline())
+        for result in waiting:
+            self._queue(result, later)
+
+    def _queue(self, result: Result, later: AbstractSet[str] = frozenset()) -> None:
+        """Spool and pack a result; one whose files must wait is kept for a later upload."""
+        assert self.sender is not None
+        missing = [(where, a) for where, a in walk(result) if a.id in later]
+        if missing:
+            records = [pending_record(where, a, self.store) for where, a in missing]
             self.sender.hold(result.to_api(), [r for r in records if r],
                              f"its attachments could not be uploaded "
                              f"({self.attachments.last_error if self.attachments else ''}); "
                              "it is kept for a later upload")
-            self._release(result, [a for _, a in later])
+            self._release(result, [a for _, a in missing])
             return
         payload = result.to_api()
         self._release(result, [])

@@ -87,7 +87,9 @@ def test_attachments_are_uploaded_once_and_referenced_by_hash(pytester, qase_ser
     many = stored["test_many_files"]
     assert many["attachments"] == [sha1(f"file {i}".encode()) for i in range(25)]
     uploads = [r for r in qase_server.requests if r.path.startswith("/v1/attachment/")]
-    assert len(uploads) == 3  # 4 files, then 20 + 5: at most 20 a request
+    # 29 files, each sent once, at most 20 a request (the server refuses more): results
+    # that finish together share requests, so 2 (20 + 9) or 3 (4, then 20 + 5)
+    assert len(uploads) in (2, 3) and all(r.status == 200 for r in uploads)
     assert len(qase_server.results_requests()) == 2  # the 503, then the retry
     assert_clean(qase_server)
     # the local report holds copies, referenced as the Qase Report schema says
