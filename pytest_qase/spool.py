@@ -1,7 +1,9 @@
 """The on-disk spool: every result the uploader takes is kept here until Qase acknowledges it.
 
 A JSON-lines file: one header line (API host, project, run; never the token), then
-``{"result": ...}`` lines and ``{"delivered": [ids]}`` lines. What is not marked delivered
+``{"result": ...}`` lines and ``{"delivered": [ids]}`` lines. A result whose attachments
+could not be uploaded is followed by an ``{"attachments": {"result": id, "files": [...]}}``
+line that names the kept copy of each file and where its hash goes. What is not marked delivered
 at the end stays on disk for ``python -m pytest_qase upload PATH``, which is idempotent
 because each result keeps its own idempotency ``id``.
 """
