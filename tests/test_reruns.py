@@ -128,7 +128,9 @@ def test_reruns_under_xdist_give_one_result_per_test(pytester, qase_server, monk
                 assert False, "first attempt"
 
         def test_stable():
-            pass
+            from pytest_qase import qase
+            with qase.step("on a worker"):
+                qase.attach(content=b"from a worker", filename="w.bin")
     """)
     point_at(monkeypatch, qase_server)
     result = run(pytester, qase_server, "--reruns=1", "-n", "2", subprocess=True)
@@ -137,4 +139,7 @@ def test_reruns_under_xdist_give_one_result_per_test(pytester, qase_server, monk
     assert sorted(stored) == ["test_flaky", "test_stable"]
     assert stored["test_flaky"]["fields"] == {"is_flaky": "true"}
     assert stored["test_flaky"]["execution"]["thread"].startswith("gw")
+    [step] = stored["test_stable"]["steps"]
+    [digest] = step["execution"]["attachments"]
+    assert qase_server.attachments[digest]["content"] == b"from a worker"
     assert_clean(qase_server)

@@ -6,6 +6,7 @@ server stored, and the local report against the Qase Report schemas.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -395,3 +396,21 @@ def test_result_hook_changes_are_uploaded_and_reported(pytester, qase_server, mo
     assert reported["Renamed test_flaky_known"]["execution"]["status"] == "skipped"
     assert reported["Renamed test_kept"]["params"] == {"build": "1234"}
     assert_clean(qase_server)
+
+
+def test_example_suite_of_the_readme(pytester):
+    """``pytest --qase examples/`` with no token: exit 1 on purpose, a full local report."""
+    example = Path(__file__).resolve().parent.parent / "examples" / "test_examples.py"
+    pytester.makepyfile(test_examples=example.read_text(encoding="utf-8"))
+    result = run(pytester, None)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    report_dir = pytester.path / "qase-report"
+    assert f"qase: local report with 13 results written to {report_dir}" in result.outlines
+    _, results = load_report(report_dir)
+    reported = {r["title"]: r for r in results if r["title"] != "test_parametrized"}
+    cart = reported["TestCheckout.test_cart"]
+    assert [s["data"]["action"] for s in cart["steps"]] == ["Log in as alice", "Add an item"]
+    assert [a["file_name"] for a in cart["attachments"]] == ["cart.txt"]
+    assert reported["test_fails"]["fields"]["severity"] == "critical"
+    assert {r["params"].get("viewport") for r in results if r["title"] == "test_parametrized"} \
+        == {"{'width': 1280, 'height': 720}", "{'width': 800, 'height': 450}"}
