@@ -113,7 +113,7 @@ def test_oversized_file_is_skipped_and_507_delivers_without_attachments(
     huge = tmp_path / "huge.bin"
     with open(huge, "wb") as handle:  # sparse: 33 MB on paper, nothing read or copied
         handle.truncate(33 * 1024 * 1024)
-    pytester.makepyfile(test_limits=f"""
+    pytester.makepyfile(test_sizes_suite=f"""
         from pytest_qase import qase
 
         def test_huge():
@@ -138,7 +138,7 @@ def test_oversized_file_is_skipped_and_507_delivers_without_attachments(
 
     qase_server.inject("POST", "/v1/attachment/", status=507, times=None,
                        body={"status": False, "errorMessage": "Insufficient Storage"})
-    pytester.makepyfile(test_limits="""
+    pytester.makepyfile(test_sizes_suite="""
         from pytest_qase import qase
 
         def test_no_storage():
