@@ -93,7 +93,8 @@ def apply(result: Any, item: pytest.Item, recorded: Optional[ItemContext]) -> No
         levels = [level.strip() for level in suite.split(".") if level.strip()]
         if levels:
             result.suites = levels
-    fields = {name: str(value) for name, value in _merged(item, FIELDS).items()}
+    fields = {name: str(value) for name, value in _merged(item, FIELDS).items()
+              if value is not None}  # None leaves a field unset
     fields.update(runtime.fields)
     author = runtime.author or _text(item, AUTHOR)
     if author:

@@ -78,7 +78,7 @@ class _Qase:
         """Qase fields: severity, priority, layer, description, preconditions, ... ."""
         recorded = context.current()
         if recorded is not None:
-            recorded.fields.update({str(k): str(v) for k, v in values.items()})
+            recorded.fields.update({str(k): str(v) for k, v in values.items() if v is not None})
         return _mark(metadata.FIELDS, **values)
 
     @staticmethod

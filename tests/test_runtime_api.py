@@ -256,7 +256,7 @@ METADATA_SUITE = """
     def test_runtime_calls(seed, when):
         qase.title("Set at runtime")
         qase.suite("Runtime.Suite")
-        qase.fields(severity="blocker")
+        qase.fields(severity="blocker", behavior=None)
         qase.author("bob")
         qase.tags("late")
         qase.comment("first comment")
