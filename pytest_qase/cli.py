@@ -112,6 +112,8 @@ def _upload(args: argparse.Namespace, settings: Settings, client: QaseClient,
                              expect_url=settings.url)
     print(f"qase: {outcome.delivered} results delivered in {outcome.requests} requests",
           file=sys.stderr)
+    for warning in outcome.warnings:
+        print(f"qase: warning: {warning}", file=sys.stderr)
     if outcome.undelivered:
         reason = sorted(set(outcome.undelivered.values()))[0]
         print(f"qase: {len(outcome.undelivered)} results still not delivered: {reason}",

@@ -240,6 +240,19 @@ class QaseClient:
         return self.call("POST", f"/v2/{code}/run/{run_id}/results",
                          f"send results to run {run_id} of {code}", deadline, body=body)
 
+    def upload_attachments(self, code: str, files: list[tuple[str, bytes, str]],
+                           deadline: clock.Deadline) -> list[str]:
+        """Upload files (name, content, mime) in one multipart request; their hashes, in order."""
+        parts = [("file[]", (name, content, mime)) for name, content, mime in files]
+        reply = self.call("POST", f"/v1/attachment/{code}",
+                          f"upload {len(files)} attachment(s) to project {code}", deadline,
+                          files=parts)
+        listed = (reply.data or {}).get("result") if isinstance(reply.data, dict) else None
+        hashes = [str(entry.get("hash")) for entry in listed or [] if isinstance(entry, dict)]
+        if len(hashes) != len(files) or not all(hashes):
+            raise ApiError("Qase stored the attachments but did not answer with their hashes")
+        return hashes
+
 
 def _surely_unsent(exc: Exception) -> bool:
     """Connection refused or a connect timeout: the request never reached the server."""

@@ -15,6 +15,7 @@ from collections import Counter
 from typing import Any, Optional
 
 from . import __version__
+from .attachments import copy_for_report, walk
 from .results import Result, to_json_bytes
 
 STATUSES = ("passed", "failed", "skipped", "blocked", "invalid")
@@ -39,14 +40,25 @@ class LocalReport:
         if os.path.exists(run_file):
             os.remove(run_file)
 
-    def write(self, result: Result) -> None:
+    def write(self, result: Result) -> list[str]:
+        """Write the result's file, with copies of its attachments; returns warnings."""
         os.makedirs(self.results_dir, exist_ok=True)
+        warnings = []
+        files = list(walk(result))
+        if files:
+            folder = os.path.join(self.directory, "attachments")
+            os.makedirs(folder, exist_ok=True)
+            for _, attachment in files:
+                problem = copy_for_report(attachment, folder)
+                if problem:
+                    warnings.append(problem)
         path = os.path.join(self.results_dir, f"{result.id}.json")
         temporary = path + ".tmp"
         with open(temporary, "wb") as handle:
             handle.write(to_json_bytes(result.to_report()))
         os.replace(temporary, path)
         self.written += 1
+        return warnings
 
     def finish(self, title: str, start_time: float, end_time: float,
                environment: Optional[str] = None) -> dict[str, Any]:

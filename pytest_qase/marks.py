@@ -19,6 +19,9 @@ def register(config: pytest.Config) -> None:
         f"{QASE_ID}(*ids): link the test's result to these Qase case ids "
         "(positive integers); on a function, class or module",
     )
+    from . import metadata
+
+    metadata.register(config)
 
 
 def _check(value: Any) -> int:
@@ -55,3 +58,8 @@ def check_item(item: pytest.Item) -> None:
             f"{item.nodeid}: bad @pytest.mark.qase_id value {exc}: "
             "a Qase case id is a positive whole number, e.g. @pytest.mark.qase_id(101)"
         ) from None
+    from . import metadata
+
+    problem = metadata.check_item(item)
+    if problem:
+        raise pytest.Collector.CollectError(f"{item.nodeid}: {problem}")

@@ -15,7 +15,9 @@ from typing import Any, Optional
 
 import pytest
 
-from . import clock, marks
+from . import attachments as attachment_files
+from . import clock, marks, metadata
+from .context import ItemContext
 
 MAX_PARAM_CHARS = 1024
 MAX_MESSAGE_CHARS = 2000
@@ -56,6 +58,9 @@ class Step:
         }
         if self.comment:
             execution["comment"] = self.comment
+        hashes = [a.hash for a in self.attachments if getattr(a, "hash", None)]
+        if hashes:
+            execution["attachments"] = hashes
         return {"data": data, "execution": execution,
                 "steps": [step.to_api() for step in self.steps]}
 
@@ -71,7 +76,7 @@ class Step:
                 "start_time": round(self.start_time, 3),
                 "end_time": round(self.end_time, 3),
                 "duration": self.duration_ms(),
-                "attachments": [],
+                "attachments": _report_attachments(self.attachments),
             },
             "steps": [step.to_report(self.id) for step in self.steps],
         }
@@ -102,6 +107,9 @@ class Result:
     fields: dict[str, str] = field(default_factory=dict)
     muted: bool = False
     defect: bool = False  # qase_defect: ask Qase to create a defect for this failed result
+    attachments: list[Any] = field(default_factory=list)
+    ignore: bool = False  # qase.ignore: the test ran, nothing is reported
+    warnings: list[str] = field(default_factory=list)  # shown in the summary, never sent
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     def to_api(self) -> dict[str, Any]:
@@ -130,6 +138,11 @@ class Result:
             payload["testops_ids"] = list(self.case_ids)
         if self.defect:
             payload["defect"] = True
+        if self.muted:
+            payload["fields"].setdefault("muted", "true")
+        hashes = [a.hash for a in self.attachments if getattr(a, "hash", None)]
+        if hashes:
+            payload["attachments"] = hashes
         return payload
 
     def to_report(self) -> dict[str, Any]:
@@ -148,7 +161,7 @@ class Result:
                 "thread": self.thread,
             },
             "fields": dict(self.fields),
-            "attachments": [],
+            "attachments": _report_attachments(self.attachments),
             "steps": [step.to_report() for step in self.steps],
             "params": dict(self.params),
             "param_groups": [list(g) for g in self.param_groups] or None,
@@ -156,6 +169,11 @@ class Result:
             "message": self.message,
             "muted": self.muted,
         }
+
+
+def _report_attachments(attachments: list[Any]) -> list[dict[str, Any]]:
+    entries = (getattr(a, "report_entry", None) for a in attachments)
+    return [entry for entry in entries if entry]
 
 
 def _relations(suites: list[str]) -> Optional[dict[str, Any]]:
@@ -266,8 +284,12 @@ def crash_result(report: pytest.TestReport, thread: str) -> Result:
 class Outcome:
     """Collects the reports of one test item while it runs, then folds them."""
 
-    def __init__(self, item: pytest.Item) -> None:
+    def __init__(self, item: pytest.Item, recorded: Optional[ItemContext] = None, *,
+                 capture_logs: bool = False, exclude_params: tuple[str, ...] = ()) -> None:
         self.item = item
+        self.recorded = recorded
+        self.capture_logs = capture_logs
+        self.exclude_params = exclude_params
         self.start_time = clock.now()
         self._started = clock.monotonic()
         self.phases: dict[str, pytest.TestReport] = {}
@@ -275,10 +297,14 @@ class Outcome:
         self.subtest_traces: list[str] = []
         self.steps: list[Step] = []
         self.attempts = 0
+        self.attempt_steps: list[Step] = []  # earlier attempts under pytest-rerunfailures
+        self._rerun: Optional[tuple[pytest.TestReport, list[Step]]] = None
+        self._attempt_start = self.start_time
 
     def add(self, report: pytest.TestReport) -> None:
-        if report.outcome == "rerun":  # pytest-rerunfailures: a new attempt starts
-            self.attempts += 1
+        if report.outcome == "rerun":  # pytest-rerunfailures: this attempt failed, one follows
+            if self._rerun is None:
+                self._rerun = (report, list(self.subtests))
             self.phases.clear()
             self.subtests.clear()
             self.subtest_traces.clear()
@@ -289,6 +315,20 @@ class Outcome:
             return
         self.phases[report.when] = report
 
+    def new_attempt(self) -> None:
+        """A rerun starts: seal the failed attempt into a step with what it recorded."""
+        if self._rerun is None:
+            return
+        report, subtests = self._rerun
+        self._rerun = None
+        self.attempts += 1
+        steps, files = self.recorded.take_attempt() if self.recorded else ([], [])
+        now = clock.now()
+        self.attempt_steps.append(Step(
+            title=f"attempt {self.attempts}: failed", status=FAILED,
+            start_time=self._attempt_start, end_time=max(now, self._attempt_start),
+            comment=_crash_message(report) or None, steps=steps + subtests, attachments=files))
+        self._attempt_start = now
     def _add_subtest(self, report: pytest.TestReport, context: Any) -> None:
         words = [str(context.msg)] if getattr(context, "msg", None) is not None else []
         words += [f"{k}={param_text(v)}" for k, v in dict(context.kwargs).items()]
@@ -306,13 +346,23 @@ class Outcome:
 
     def finish(self, thread: str) -> Result:
         item = self.item
+        self.new_attempt()  # a rerun report with no attempt after it (defensive)
+        recorded = self.recorded
         end_time = clock.now()
         duration_ms = int(round((clock.monotonic() - self._started) * 1000))
         status, message, traces = self._fold()
         case_ids = marks.case_ids(item)
-        params, groups = _item_params(item)
+        params, groups = self._params()
         title, suites, base = _nodeid_names(item.nodeid)
-        return Result(
+        steps = self.steps + (recorded.steps if recorded else []) + self.subtests
+        files = list(recorded.attachments) if recorded else []
+        if self.attempt_steps:  # one result for every attempt: the last one is a step too
+            last = Step(title=f"attempt {self.attempts + 1}: {status}", status=status,
+                        start_time=self._attempt_start, end_time=max(end_time,
+                                                                     self._attempt_start),
+                        steps=steps, attachments=files)
+            steps, files = self.attempt_steps + [last], []
+        result = Result(
             title=title,
             signature=_signature(base, case_ids, params),
             status=status,
@@ -327,8 +377,51 @@ class Outcome:
             suites=suites,
             params=params,
             param_groups=groups,
-            steps=self.steps + self.subtests,
+            steps=steps,
+            attachments=files,
         )
+        if self.attempt_steps:
+            tries = self.attempts + 1
+            if status == PASSED:
+                result.fields["is_flaky"] = "true"
+                note = f"flaky: passed on attempt {tries} of {tries}"
+            else:
+                note = f"{status} on every one of {tries} attempts"
+            result.message = "\n".join(filter(None, [result.message, note]))
+        metadata.apply(result, item, recorded)
+        result.ignore = metadata.is_ignored(item, recorded)
+        if recorded is not None:
+            result.warnings.extend(recorded.warnings)
+        if self.capture_logs and status in (FAILED, BLOCKED, INVALID):
+            result.attachments.extend(self._captured_output(recorded))
+        return result
+
+    def _params(self) -> tuple[dict[str, str], list[list[str]]]:
+        """Parametrize values, plus ``qase_param`` ones, minus ``qase_exclude_params``."""
+        params, groups = _item_params(self.item)
+        for name, value in metadata.extra_params(self.item, self.recorded).items():
+            params[name] = param_text(value)
+            if not any(name in group for group in groups):
+                groups.append([name])
+        if self.exclude_params:
+            params = {k: v for k, v in params.items() if k not in self.exclude_params}
+            groups = [kept for kept in ([n for n in g if n in params] for g in groups) if kept]
+        return params, groups
+
+    def _captured_output(self, recorded: Optional[ItemContext]) -> list[Any]:
+        """stdout, stderr and log records of a failed test, as text attachments."""
+        files = []
+        last = list(self.phases.values())[-1:]  # pytest gives each report all sections so far
+        sections = last[0].sections if last else []
+        for name, prefix in (("stdout", "Captured stdout "), ("stderr", "Captured stderr "),
+                             ("log", "Captured log ")):
+            parts = [f"--- {title[len(prefix):]} ---\n{text}"
+                     for title, text in sections if title.startswith(prefix) and text]
+            if parts:
+                files.append(attachment_files.capture(
+                    content="\n".join(parts), filename=f"{name}.txt", mime="text/plain",
+                    store=recorded.store if recorded else None))
+        return files
 
     def _fold(self) -> tuple[str, str, list[str]]:
         """Status, one-line message and stack traces from the phases (see docs/statuses.md)."""

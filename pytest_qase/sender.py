@@ -58,6 +58,19 @@ class ResultSender:
                     self._held += entry.size
         return self.packer.add(entry)
 
+    def hold(self, payload: dict[str, Any], files: list[dict[str, Any]], why: str) -> None:
+        """Keep a result whose attachments could not be uploaded for a later upload.
+
+        The spool gets the result and where its files are kept; ``python -m pytest_qase
+        upload`` uploads those files first, then the result.
+        """
+        body = trim(payload, self.packer.max_bytes)
+        result_id = str(payload["id"])
+        if self.spool is not None:
+            self.spool.add(body)
+            self.spool.attachments_pending(result_id, files)
+        self.undelivered[result_id] = why
+
     def _release(self, batch: list[Entry]) -> None:
         freed = sum(e.size for e in batch if e.body is not None)
         with self._held_lock:

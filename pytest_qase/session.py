@@ -15,7 +15,8 @@ from typing import Any, Optional
 
 import pytest
 
-from . import clock, marks, plan, runs, status
+from . import clock, context, marks, plan, runs, status
+from .attachments import AttachmentStore, AttachmentUploader
 from .client import ApiError, QaseClient
 from .links import run_link
 from .local_report import LocalReport
@@ -61,6 +62,8 @@ class QaseSession:
         self.plan_cases: Optional[frozenset[int]] = None  # --qase-plan-only: the plan's cases
         self.plan_deselected = 0
         self.public_url: Optional[str] = None
+        self.attachment_store: Optional[AttachmentStore] = None
+        self.warnings: list[str] = []
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -75,7 +78,7 @@ class QaseSession:
                 if manager.has_plugin("dsession"):  # xdist's controller: hand workers the run
                     manager.register(XdistHooks(self), "qase-session-xdist")
                     self.xdist_controller = True
-            self.uploader = Uploader(report=self.report, sender=self.sender)
+            self.uploader = self._make_uploader()
             self.uploader.start()
         except Exception as exc:  # never an INTERNALERROR: report and carry on without us
             self._fail(f"could not start: {type(exc).__name__}: {exc}")
@@ -171,6 +174,17 @@ class QaseSession:
                             batch_size=self.settings.batch_size,
                             max_bytes=self.settings.max_request_bytes, spool=spool)
 
+    def _make_uploader(self) -> Uploader:
+        """The uploader, with the attachment store and (when uploading) attachment upload."""
+        if self.session_dir is not None:
+            self.attachment_store = AttachmentStore(os.path.join(
+                self.session_dir, f"attachments-{self.thread}-{os.getpid()}"))
+        files = None
+        if self.sender is not None and self.client is not None and self.settings.project:
+            files = AttachmentUploader(self.client, self.settings.project)
+        return Uploader(report=self.report, sender=self.sender, attachments=files,
+                        store=self.attachment_store)
+
     def workerinput(self) -> dict[str, Any]:
         """What an xdist worker needs from the controller (never the token)."""
         return {"run_id": self.run_id, "session_dir": self.session_dir,
@@ -197,18 +211,26 @@ class QaseSession:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: Any) -> Any:
-        outcome = Outcome(item) if self.uploader is not None else None
+        outcome = Outcome(item, context.ItemContext(store=self.attachment_store),
+                          capture_logs=self.settings.capture_logs,
+                          exclude_params=self.settings.exclude_params,
+                          ) if self.uploader is not None else None
         self.current = outcome
+        context.activate(outcome.recorded if outcome is not None else None)
         try:
             return (yield)
         finally:
             self.current = None
+            context.activate(None)
             if outcome is not None and self.uploader is not None:
                 try:
                     result = outcome.finish(self.thread)
-                    status.apply_rules(result, self.settings, status.xfail_kind(outcome.phases))
-                    if item.config.hook.pytest_qase_result(item=item, result=result) is not False:
-                        self.submit(result)
+                    if not result.ignore:  # qase.ignore: the test ran, nothing is reported
+                        status.apply_rules(result, self.settings,
+                                           status.xfail_kind(outcome.phases))
+                        if item.config.hook.pytest_qase_result(item=item,
+                                                               result=result) is not False:
+                            self.submit(result)
                 except Exception as exc:
                     self._fail(f"could not record {item.nodeid}: {type(exc).__name__}: {exc}")
 
@@ -219,6 +241,11 @@ class QaseSession:
             self.totals["filtered"] += 1
         else:
             self.uploader.submit(result)
+
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        current = self.current
+        if current is not None and nodeid == current.item.nodeid:
+            current.new_attempt()  # pytest-rerunfailures starts another attempt
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         current = self.current
@@ -241,6 +268,7 @@ class QaseSession:
         if self.worker is not None and workeroutput is not None:
             workeroutput["qase"] = dict(self.totals, requests=self._own_requests(),
                                         reasons=self.reasons[:5],
+                                        warnings=self.warnings[:20],
                                         spools=self.kept_spools,
                                         plan_deselected=self.plan_deselected)
             return
@@ -262,6 +290,11 @@ class QaseSession:
         finished = uploader.close(self.end_deadline.remaining())
         self.totals["results"] += uploader.taken
         self.reasons.extend(uploader.errors)
+        self.warnings.extend(uploader.warnings)
+        if uploader.attachments is not None:
+            self.warnings.extend(uploader.attachments.warnings)
+        if self.attachment_store is not None and finished:
+            self.attachment_store.remove_if_empty()
         sender = self.sender
         if sender is None:
             return
@@ -288,6 +321,7 @@ class QaseSession:
             self.totals[key] += int(output.get(key, 0))
         self.reasons.extend(output.get("reasons", []))
         self.plan_deselected = max(self.plan_deselected, int(output.get("plan_deselected", 0)))
+        self.warnings.extend(output.get("warnings", []))
         self.kept_spools.extend(output.get("spools", []))
 
     def _recover_spools(self) -> None:
@@ -354,6 +388,9 @@ class QaseSession:
             shown = ", ".join(sorted(self.settings.status_filter or ()))
             lines.append(f"qase: {self.totals['filtered']} results with a status in "
                          f"qase_status_filter ({shown}) were not reported")
+        lines += [f"qase: warning: {text}" for text in self.warnings[:5]]
+        if len(self.warnings) > 5:
+            lines.append(f"qase: warning: and {len(self.warnings) - 5} more")
         totals = self.totals
         if self.client is not None and self.run_id is not None and self.settings.project:
             requests = totals["requests"] + self._own_requests()

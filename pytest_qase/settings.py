@@ -114,6 +114,11 @@ def parse_path(text: str) -> str:
     return text.strip()
 
 
+def parse_names(text: str) -> tuple[str, ...]:
+    """Comma-separated names (parameters to leave out), e.g. ``seed, run_at``."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
 def parse_existing_path(text: str) -> str:
     path = text.strip()
     if not os.path.exists(path):
@@ -301,6 +306,12 @@ OPTIONS: tuple[Option, ...] = (
            _int_in(1, 100_000), 600, ini="qase_rate_limit", env=("QASE_RATE_LIMIT",)),
     Option("max_wait", "longest the plugin waits for the API in total at the end, in seconds",
            _seconds_in(0, 86_400), 300.0, ini="qase_max_wait", env=("QASE_MAX_WAIT",)),
+    Option("capture_logs", "attach the captured stdout, stderr and log records of failed tests",
+           parse_bool, False, cli="--qase-capture-logs", ini="qase_capture_logs",
+           env=("QASE_CAPTURE_LOGS", "QASE_PYTEST_CAPTURE_LOGS")),
+    Option("exclude_params", "parameters left out of results (comma-separated names)",
+           parse_names, (), cli="--qase-exclude-params", ini="qase_exclude_params",
+           env=("QASE_EXCLUDE_PARAMS",), metavar="NAMES"),
     Option("strict", "make undelivered results or bad settings fail the pytest session",
            parse_bool, False, cli="--qase-strict", ini="qase_strict", env=("QASE_STRICT",)),
     # -- run options (docs/configuration.md#run-options) --
@@ -416,6 +427,8 @@ class Settings:
     xfail_status: str = "skipped"
     xpass_status: str = "passed"
     root_suite: Optional[str] = None
+    capture_logs: bool = False
+    exclude_params: tuple[str, ...] = ()
     errors: list[str] = field(default_factory=list)
     origins: dict[str, str] = field(default_factory=dict)
     upload_refused: bool = False  # a setting the upload needs was given but is unusable

@@ -1,7 +1,9 @@
 """The on-disk spool: every result the uploader takes is kept here until Qase acknowledges it.
 
 A JSON-lines file: one header line (API host, project, run; never the token), then
-``{"result": ...}`` lines and ``{"delivered": [ids]}`` lines. What is not marked delivered
+``{"result": ...}`` lines and ``{"delivered": [ids]}`` lines. A result whose attachments
+could not be uploaded is followed by an ``{"attachments": {"result": id, "files": [...]}}``
+line that names the kept copy of each file and where its hash goes. What is not marked delivered
 at the end stays on disk for ``python -m pytest_qase upload PATH``, which is idempotent
 because each result keeps its own idempotency ``id``.
 """
@@ -55,6 +57,13 @@ class Spool:
             handle.seek(offset)
             return handle.read(length)
 
+    def attachments_pending(self, result_id: str, files: list[dict[str, Any]]) -> None:
+        """Record the kept files a result still needs uploaded before it can be sent."""
+        with self._lock:
+            self._open()
+            self._write(to_json_bytes({"attachments": {"result": result_id, "files": files}})
+                        + b"\n")
+
     def delivered(self, ids: list[str]) -> None:
         with self._lock:
             self._open()
@@ -93,6 +102,16 @@ def read_spool(path: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             for result_id in record["delivered"]:
                 results.pop(str(result_id), None)
     return header, list(results.values())
+
+
+def read_pending_attachments(path: str) -> dict[str, list[dict[str, Any]]]:
+    """Per result id, the kept files to upload before the result (see ``attachments_pending``)."""
+    pending: dict[str, list[dict[str, Any]]] = {}
+    for record in _records(path):
+        entry = record.get("attachments")
+        if isinstance(entry, dict) and isinstance(entry.get("files"), list):
+            pending[str(entry.get("result"))] = entry["files"]
+    return pending
 
 
 def _records(path: str) -> Iterator[dict[str, Any]]:

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from . import clock
+from .attachments import Attachment, AttachmentUploader, place_hash
 from .batching import Entry, trim
 from .client import QaseClient
 from .sender import ResultSender
-from .spool import Spool, read_spool, spool_files
+from .spool import Spool, read_pending_attachments, read_spool, spool_files
 
 
 @dataclass
@@ -24,6 +25,7 @@ class UploadOutcome:
     requests: int = 0
     kept: list[str] = field(default_factory=list)  # spool files still holding results
     runs: set[tuple[str, int]] = field(default_factory=set)
+    warnings: list[str] = field(default_factory=list)
 
 
 def deliver_spools(path: str, client: QaseClient, *, batch_size: int, max_bytes: int,
@@ -52,7 +54,14 @@ def deliver_spools(path: str, client: QaseClient, *, batch_size: int, max_bytes:
         spool.pending = len(results)
         sender = ResultSender(client, str(project), int(str(run_id)), batch_size=batch_size,
                               max_bytes=max_bytes, spool=spool)
+        pending = read_pending_attachments(spool_path)
+        files = AttachmentUploader(client, str(project))
         for result in results:
+            why = _upload_pending(files, result, pending.get(str(result.get("id")), []),
+                                  deadline)
+            if why:
+                sender.undelivered[str(result.get("id"))] = why
+                continue
             entry = Entry(str(result.get("id")), trim(result, sender.packer.max_bytes))
             for batch in sender.packer.add(entry):
                 sender.send(batch, deadline)
@@ -64,10 +73,47 @@ def deliver_spools(path: str, client: QaseClient, *, batch_size: int, max_bytes:
         for batch in sender.parked:
             for entry in batch:
                 outcome.undelivered[entry.id] = sender.leftover_reason() or "not delivered"
+        outcome.warnings.extend(files.warnings)
         kept = spool.close(keep=bool(sender.undelivered or sender.parked))
         if kept:
             outcome.kept.append(kept)
+        else:  # every result is in Qase: the kept copies of its attachments can go
+            for records in pending.values():
+                for record in records:
+                    if record.get("owned") and os.path.isfile(str(record.get("path"))):
+                        os.remove(str(record["path"]))
     return outcome
+
+
+def _upload_pending(files: AttachmentUploader, result: dict, records: list[dict],
+                    deadline: clock.Deadline) -> str:
+    """Upload the kept attachments of a spooled result and put their hashes on it.
+
+    Returns why the result must wait (the upload failed again), or "" when it can go. A
+    kept file that is gone is left out, with a warning.
+    """
+    items = []
+    for record in records:
+        path = str(record.get("path"))
+        if not os.path.isfile(path):
+            files.warn(f"attachment {record.get('filename')} is gone ({path}): the result is "
+                       "sent without it")
+            continue
+        items.append((list(record.get("where") or []), Attachment(
+            filename=str(record.get("filename") or os.path.basename(path)),
+            mime=str(record.get("mime") or "application/octet-stream"),
+            size=os.path.getsize(path), path=path)))
+    if not items:
+        return ""
+    if files.upload_items([(str(result.get("title")), a) for _, a in items], deadline):
+        return f"its attachments could not be uploaded ({files.last_error})"
+    for where, attachment in items:
+        if attachment.hash:
+            try:
+                place_hash(result, where, attachment.hash)
+            except (KeyError, IndexError, TypeError):  # trimmed steps: keep it on the result
+                place_hash(result, [], attachment.hash)
+    return ""
 
 
 def _unusable(header: dict, expect_run: Optional[int], expect_url: Optional[str]) -> str:

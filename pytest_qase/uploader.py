@@ -12,9 +12,16 @@ from __future__ import annotations
 import queue
 import sys
 import threading
-from typing import Optional
+from typing import AbstractSet, Optional
 
 from . import clock
+from .attachments import (
+    MAX_REQUEST_FILES,
+    AttachmentStore,
+    AttachmentUploader,
+    pending_record,
+    walk,
+)
 from .batching import Entry
 from .local_report import LocalReport
 from .results import Result
@@ -45,9 +52,15 @@ class Uploader:
     def __init__(self, *, report: Optional[LocalReport] = None,
                  sender: Optional[ResultSender] = None,
                  flush_interval: float = FLUSH_INTERVAL,
-                 batch_deadline: float = BATCH_DEADLINE) -> None:
+                 batch_deadline: float = BATCH_DEADLINE,
+                 attachments: Optional[AttachmentUploader] = None,
+                 store: Optional[AttachmentStore] = None) -> None:
         self.report = report
         self.sender = sender
+        self.attachments = attachments
+        self.store = store
+        self.warnings: list[str] = []  # attach-time and attachment problems, for the summary
+        self._with_files: list[Result] = []  # results waiting for their files to be uploaded
         self.flush_interval = flush_interval
         self.batch_deadline = batch_deadline
         self.taken = 0
@@ -97,8 +110,11 @@ class Uploader:
                 self._hand_over_partial()
                 continue
             self._take(item)
-            if self._results.empty() and self.sender is not None and self.sender.spool:
-                self.sender.spool.flush()  # idle: put what we have on disk now
+            if self._results.empty():  # idle: upload waiting files, put results on disk
+                self._upload_files()
+                if self.sender is not None and self.sender.spool:
+                    self.sender.spool.flush()
+        self._upload_files()
         self._hand_over_partial()
         self._batches.put(_STOP)
 
@@ -115,20 +131,61 @@ class Uploader:
 
     def _take(self, result: Result) -> None:
         self.taken += 1
+        self.warnings.extend(result.warnings)
         if self.report is not None:
             try:
-                self.report.write(result)
+                self.warnings.extend(self.report.write(result))
             except OSError as exc:
                 self.errors.append(f"could not write the local report: {exc}")
                 self.report = None
         if self.sender is None:
+            self._release(result, [])
             return
+        if self.attachments is not None and self.sender.stopped is None and any(
+                a.hash is None for _, a in walk(result)):
+            # files first, so the result carries their hashes; several results share requests
+            self._with_files.append(result)
+            if sum(len(list(walk(r))) for r in self._with_files) >= MAX_REQUEST_FILES:
+                self._upload_files()
+            return
+        self._queue(result)
+
+    def _upload_files(self) -> None:
+        """Upload the files of the waiting results, then queue each result."""
+        waiting, self._with_files = self._with_files, []
+        if not waiting or self.attachments is None:
+            return
+        later = self.attachments.upload(waiting, self._batch_deadline())
+        for result in waiting:
+            self._queue(result, later)
+
+    def _queue(self, result: Result, later: AbstractSet[str] = frozenset()) -> None:
+        """Spool and pack a result; one whose files must wait is kept for a later upload."""
+        assert self.sender is not None
+        missing = [(where, a) for where, a in walk(result) if a.id in later]
+        if missing:
+            records = [pending_record(where, a, self.store) for where, a in missing]
+            self.sender.hold(result.to_api(), [r for r in records if r],
+                             f"its attachments could not be uploaded "
+                             f"({self.attachments.last_error if self.attachments else ''}); "
+                             "it is kept for a later upload")
+            self._release(result, [a for _, a in missing])
+            return
+        payload = result.to_api()
+        self._release(result, [])
         if self._oldest is None:
             self._oldest = clock.monotonic()
-        for batch in self.sender.add(result.to_api()):
+        for batch in self.sender.add(payload):
             self._hand_over(batch)
         if not self.sender.packer.pending:
             self._oldest = None
+
+    @staticmethod
+    def _release(result: Result, keep: list) -> None:
+        """Free the captured bytes and copies that are no longer needed."""
+        for _, attachment in walk(result):
+            if not any(attachment is kept for kept in keep):
+                attachment.release()
 
     def _hand_over(self, batch: list[Entry]) -> None:
         if self.sender is not None and self.sender.spool is not None:
