@@ -76,9 +76,11 @@ PACKAGES: dict[str, Package] = {
 
 
 def param_text(value: Any) -> str:
-    """A parameter as pytest-qase sends it: strings as they are, anything else by repr."""
+    """A parameter as pytest-qase sends it: strings as they are, anything else by repr
+    without a default repr's memory address."""
     try:
-        text = value if isinstance(value, str) else repr(value)
+        text = value if isinstance(value, str) else re.sub(r" at 0x[0-9a-fA-F]+(?=>)", "",
+                                                            repr(value))
     except Exception as exc:  # a broken __repr__ must not stop the recorder
         text = f"<{type(value).__name__} object: repr failed: {type(exc).__name__}>"
     if len(text) > MAX_PARAM_CHARS:

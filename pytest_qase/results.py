@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -22,6 +23,7 @@ from .context import ItemContext
 MAX_PARAM_CHARS = 1024
 MAX_MESSAGE_CHARS = 2000
 TRUNCATED = "...[truncated]"
+_MEMORY_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+(?=>)")
 
 PASSED, FAILED, BLOCKED, SKIPPED, INVALID = "passed", "failed", "blocked", "skipped", "invalid"
 
@@ -192,9 +194,13 @@ def to_json_bytes(payload: Any) -> bytes:
 
 
 def param_text(value: Any) -> str:
-    """A parameter's real value as text: strings as they are, anything else by repr."""
+    """A parameter's real value as text: strings as they are, anything else by repr.
+
+    A default repr's memory address (``<function f at 0x7f...>``) changes on every run and
+    would give the test a new signature, so a new Qase case, each time: it is left out.
+    """
     try:
-        text = value if isinstance(value, str) else repr(value)
+        text = value if isinstance(value, str) else _MEMORY_ADDRESS.sub("", repr(value))
     except Exception as exc:  # a broken __repr__ must not lose the result
         text = f"<{type(value).__name__} object: repr failed: {type(exc).__name__}>"
     if len(text) > MAX_PARAM_CHARS:

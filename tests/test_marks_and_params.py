@@ -136,6 +136,16 @@ def test_params_are_real_values_and_grouped_by_parametrize(pytester, qase_server
         def test_values(db, text, number, obj):
             pass
 
+        def helper():
+            pass
+
+        class Plain:
+            pass
+
+        @pytest.mark.parametrize("func, instance", [(helper, Plain())])
+        def test_addresses(func, instance):
+            pass
+
         @pytest.mark.parametrize("huge", ["x" * 5000])
         def test_huge(huge):
             pass
@@ -149,6 +159,11 @@ def test_params_are_real_values_and_grouped_by_parametrize(pytester, qase_server
         assert stored["params"]["text"] == "a-b" and stored["params"]["number"] == "1"
         assert stored["params"]["db"] == "sqlite"
         assert stored["param_groups"] == [["obj"], ["text", "number"], ["db"]]
+    [addresses] = [r for r in qase_server.results() if r["title"] == "test_addresses"]
+    # no memory address: the signature (so the Qase case) is the same on every run
+    assert addresses["params"]["func"] == "<function helper>"
+    assert addresses["params"]["instance"] == "<test_params.Plain object>"
+    assert "0x" not in addresses["signature"]
     [huge] = [r for r in qase_server.results() if r["title"] == "test_huge"]
     assert len(huge["params"]["huge"]) == 1024 and huge["params"]["huge"].endswith(
         "...[truncated]")
