@@ -172,7 +172,7 @@ class QaseSession:
             self.current = None
             if outcome is not None and self.uploader is not None:
                 try:
-                    result = outcome.finish(self.thread, xdist.test_nodeid(item.nodeid,
+                    result = outcome.finish(self.thread, xdist.plain_nodeid(item.nodeid,
                                                                            item.config))
                     if interrupted is not None and "call" not in outcome.phases:
                         result.status, result.message = SKIPPED, (

@@ -47,7 +47,7 @@ def thread_name() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
-def test_nodeid(nodeid: str, config: pytest.Config) -> str:
+def plain_nodeid(nodeid: str, config: pytest.Config) -> str:
     """The node id without the ``@group`` that ``--dist loadgroup`` appends to it.
 
     Qase must see the same test under every ``--dist`` mode (and without xdist). A ``@``
@@ -126,7 +126,6 @@ class XdistController:
     def __init__(self, owner: QaseSession) -> None:
         self.owner = owner
         self.reported: set[str] = set()  # workers whose totals were folded in
-        self.crashed: set[str] = set()  # workers that died without reporting
 
     @classmethod
     def attach(cls, owner: QaseSession) -> Optional[XdistController]:
@@ -154,7 +153,7 @@ class XdistController:
         uploader = self.owner.uploader
         node = getattr(report, "node", None)
         if uploader is not None and node is not None and str(node.gateway.id) not in self.reported:
-            nodeid = test_nodeid(report.nodeid, self.owner.config)
+            nodeid = plain_nodeid(report.nodeid, self.owner.config)
             uploader.submit(crash_result(report, str(node.gateway.id), nodeid))
 
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
@@ -164,8 +163,6 @@ class XdistController:
         if totals and worker not in self.reported:  # xdist may call this twice for a node
             self.reported.add(worker)
             self.owner.add_totals(totals)
-        elif error is not None and worker not in self.reported:
-            self.crashed.add(worker)
 
     # -- at the end --------------------------------------------------------------------------
 

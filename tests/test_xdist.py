@@ -8,6 +8,7 @@ import signal
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,6 +23,8 @@ from support import (
     run,
     start,
 )
+
+from pytest_qase.xdist import plain_nodeid
 
 pytest.importorskip("xdist")
 
@@ -140,7 +143,7 @@ def test_every_dist_mode_reports_into_one_run(pytester, qase_server, monkeypatch
     assert results['TestGrouped.test_in_a{"k": "0"}']["signature"] == (
         'test_grouped.py::TestGrouped::test_in_a::{"k": "0"}')
     threads = {r["execution"]["thread"] for r in results.values()}
-    assert threads <= {f"gw{i}" for i in range(int(workers) if workers.isdigit() else 2)}
+    assert threads <= {f"gw{i}" for i in range(int(workers) if workers.isdigit() else 256)}
     assert len(threads) >= 2
 
 
@@ -184,6 +187,18 @@ def test_xdist_installed_but_disabled_or_unused(pytester, qase_server, monkeypat
     assert {r["execution"]["thread"] for r in qase_server.results(1)} == {"main"}
     assert list(sessions_dir(tmp_path).glob("*")) == [] or not sessions_dir(
         pytester.path.parent).exists()
+
+
+def test_loadgroup_suffix_is_not_part_of_the_test():
+    """xdist appends ``@group`` to node ids under loadgroup (not every xdist/pytest pair does,
+    so the integration tests above may not see it): Qase must get the plain node id."""
+    loadgroup = SimpleNamespace(option=SimpleNamespace(dist="loadgroup"))
+    other = SimpleNamespace(option=SimpleNamespace(dist="load"))
+    assert plain_nodeid("t.py::T::test_a[0]@a", loadgroup) == "t.py::T::test_a[0]"
+    assert plain_nodeid("t.py::test_b@db_io", loadgroup) == "t.py::test_b"
+    assert plain_nodeid("t.py::test_mail[a@b.c]", loadgroup) == "t.py::test_mail[a@b.c]"
+    assert plain_nodeid("t.py::test_mail[a@b.c]@g", loadgroup) == "t.py::test_mail[a@b.c]"
+    assert plain_nodeid("t.py::test_b@x", other) == "t.py::test_b@x"
 
 
 def test_local_report_with_workers(pytester):
@@ -264,7 +279,8 @@ def test_worker_restarts_disabled(pytester, qase_server, monkeypatch):
 # -- interrupted sessions -------------------------------------------------------------------
 
 
-def test_keyboard_interrupt_in_a_test(pytester, qase_server, monkeypatch):
+@pytest.mark.parametrize("mode", [("-n", "2"), ("-p", "no:xdist")])
+def test_keyboard_interrupt_in_a_test(pytester, qase_server, monkeypatch, mode):
     """A test raising KeyboardInterrupt: one result for it (skipped), the rest delivered."""
     pytester.makepyfile(test_stop="""
         import pytest
@@ -281,7 +297,8 @@ def test_keyboard_interrupt_in_a_test(pytester, qase_server, monkeypatch):
             pass
     """)
     point_at(monkeypatch, qase_server)
-    result = run(pytester, qase_server, "-n", "2", "--junitxml=junit.xml")
+    # in-process, pytester passes a KeyboardInterrupt on to the outer session
+    result = run(pytester, qase_server, *mode, "--junitxml=junit.xml", subprocess=True)
     assert result.ret == pytest.ExitCode.INTERRUPTED
     [run_id] = qase_server.runs
     results = by_title(qase_server, run_id)  # asserts no test twice
