@@ -61,13 +61,15 @@ class QaseSession:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         try:
+            if xdist.is_worker(self.config) and self.worker is None:
+                return  # the controller handed over no run: never create one per worker
             if self.worker is not None:
                 self._start_worker(self.worker)
                 self.config.pluginmanager.register(xdist.WorkerSpoolGuard(self),
                                                    xdist.WORKER_PLUGIN)
             else:
-                self._start_owner()
                 self.xdist = xdist.XdistController.attach(self)  # hands workers the run
+                self._start_owner()
             self.uploader = Uploader(report=self.report, sender=self.sender)
             self.uploader.start()
         except Exception as exc:  # never an INTERNALERROR: report and carry on without us

@@ -61,6 +61,10 @@ def plain_nodeid(nodeid: str, config: pytest.Config) -> str:
     return head if group and not any(c in group for c in "]/:[") else nodeid
 
 
+def is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
 def is_controller(config: pytest.Config) -> bool:
     return config.pluginmanager.has_plugin("dsession")
 
@@ -95,12 +99,15 @@ def hand_back(owner: QaseSession, workeroutput: dict[str, Any]) -> None:
     totals = dict(owner.totals, requests=owner.own_requests(), reasons=owner.reasons[:5],
                   spools=owner.kept_spools, worker=thread_name())
     workeroutput[WORKERINPUT_KEY] = totals
-    if owner.session_dir and os.path.isdir(owner.session_dir):
-        path = os.path.join(owner.session_dir, f"{thread_name()}-{os.getpid()}{TOTALS_SUFFIX}")
-        temporary = path + ".tmp"
-        with open(temporary, "w", encoding="utf-8") as handle:
+    if not owner.session_dir or not os.path.isdir(owner.session_dir):
+        return
+    path = os.path.join(owner.session_dir, f"{thread_name()}-{os.getpid()}{TOTALS_SUFFIX}")
+    try:
+        with open(path + ".tmp", "w", encoding="utf-8") as handle:
             json.dump(totals, handle)
-        os.replace(temporary, path)
+        os.replace(path + ".tmp", path)
+    except OSError:  # only the summary's counts after a Ctrl-C depend on it
+        pass
 
 
 class WorkerSpoolGuard:
