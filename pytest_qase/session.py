@@ -296,6 +296,12 @@ class QaseSession:
                 lines.append(f"qase: deliver them later with: python -m pytest_qase upload {path}")
         elif self.reasons and self.client is not None:
             lines.extend(f"qase: {reason}" for reason in self.reasons[:3])
+        if (self.run_id is not None and self.client is not None and not self.created_run
+                and not self.completed and not totals["undelivered"]
+                and self.settings.complete_run is None):  # a CI shard: another job closes it
+            lines.append(f"qase: run {self.run_id} is left open (this session did not create "
+                         f"it); close it with: python -m pytest_qase run complete "
+                         f"{self.run_id}")
         if self.recovered:
             lines.append(f"qase: {self.recovered} results of xdist workers that stopped early "
                          "were delivered from their spool files")

@@ -57,6 +57,8 @@ def test_three_shards_report_into_one_run(pytester, qase_server, monkeypatch, tm
     for _, lines in outputs:
         summary = [line for line in lines if " results -> run 1 (DEMO)" in line]
         assert len(summary) == 1 and not summary[0].endswith("(completed)"), lines[-10:]
+        assert "qase: run 1 is left open (this session did not create it); close it with: " \
+            "python -m pytest_qase run complete 1" in lines
 
     assert list(qase_server.runs) == [1]  # no shard created a run
     stored = qase_server.run(1)
