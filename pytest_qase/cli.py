@@ -9,17 +9,21 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from datetime import datetime, timezone
+from pathlib import Path
 from typing import Optional
 
 from . import clock
 from .client import ApiError, QaseClient
+from .links import run_link
 from .ratelimit import RateGuard
-from .runs import run_body
-from .settings import OPTIONS, Settings, Sources, dest, resolve_from
+from .runs import run_body, run_title
+from .settings import OPTIONS, Option, Settings, Sources, dest, parse_bool, resolve_from
 from .upload import deliver_spools
 
-SHARED = ("token", "project", "url", "ca_bundle", "run_title", "run_description")
+# Flags every command takes; ``run create`` also takes every setting of the run it creates.
+SHARED = ("token", "project", "url", "ca_bundle")
+RUN_SETTINGS = ("run_title", "run_description", "plan_id", "environment", "configurations",
+                "create_configurations", "run_tags", "milestone_id")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,12 +39,21 @@ def _parser() -> argparse.ArgumentParser:
     run_commands.add_parser("create", help="create a run and print its id")
     complete = run_commands.add_parser("complete", help="complete a run")
     complete.add_argument("run_id", type=int)
-    for sub in (upload, run_commands.choices["create"], complete):
+    for sub, names in ((upload, SHARED), (run_commands.choices["create"], SHARED + RUN_SETTINGS),
+                       (complete, SHARED)):
         for option in OPTIONS:
-            if option.name in SHARED and option.cli:
-                sub.add_argument(option.cli, dest=dest(option.name), metavar=option.metavar,
-                                 help=option.help)
+            if option.name in names and option.cli:
+                _add_flag(sub, option)
     return parser
+
+
+def _add_flag(parser: argparse.ArgumentParser, option: Option) -> None:
+    if option.parse is parse_bool:
+        parser.add_argument(option.cli, dest=dest(option.name), action="store_const",
+                            const="true", help=option.help)
+    else:
+        parser.add_argument(option.cli, dest=dest(option.name), metavar=option.metavar,
+                            help=option.help)
 
 
 def _settings(args: argparse.Namespace) -> Optional[Settings]:
@@ -84,13 +97,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if project is None:
             return 2
         if args.run_command == "create":
-            client.get_project(project, deadline)
-            stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-            built = run_body(settings, settings.run_title or f"pytest {stamp}", client, deadline)
-            for problem in built.problems:
-                print(f"qase: error: {problem}", file=sys.stderr)
-            print(client.create_run(project, built.body, deadline))
-            return 0
+            return _create_run(settings, project, client, deadline)
         client.complete_run(project, args.run_id, deadline)
         print(f"qase: run {args.run_id} ({project}) completed", file=sys.stderr)
         return 0
@@ -99,6 +106,21 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 1
     finally:
         client.close()
+
+
+def _create_run(settings: Settings, project: str, client: QaseClient,
+                deadline: clock.Deadline) -> int:
+    """Create the run CI shards report into; only its id goes to stdout (for QASE_RUN_ID)."""
+    client.get_project(project, deadline)
+    title = run_title(settings, Path.cwd().name, clock.now())
+    built = run_body(settings, title, client, deadline)
+    for problem in built.problems:
+        print(f"qase: error: {problem}", file=sys.stderr)
+    run_id = client.create_run(project, built.body, deadline)
+    print(run_id, flush=True)
+    print(f"qase: created run {run_id} ({project}): {run_link(settings.url, project, run_id)}; "
+          f"complete it with: python -m pytest_qase run complete {run_id}", file=sys.stderr)
+    return 0
 
 
 def _upload(args: argparse.Namespace, settings: Settings, client: QaseClient,

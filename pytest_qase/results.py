@@ -277,13 +277,15 @@ def _nodeid_names(nodeid: str) -> tuple[str, list[str], str]:
     return ".".join(inner + [function]), suites, "::".join([path] + inner + [function])
 
 
-def crash_result(report: pytest.TestReport, thread: str) -> Result:
+def crash_result(report: pytest.TestReport, thread: str,
+                 nodeid: Optional[str] = None) -> Result:
     """The result of a test whose xdist worker died while running it (no item is left)."""
     stop = clock.now()
     message = _first_line(str(report.longrepr or "worker crashed"))
-    title, suites, base = _nodeid_names(report.nodeid)
+    nodeid = nodeid or report.nodeid
+    title, suites, base = _nodeid_names(nodeid)
     return Result(title=title, signature=base, status=FAILED, start_time=stop, end_time=stop,
-                  duration_ms=0, nodeid=report.nodeid, message=message,
+                  duration_ms=0, nodeid=nodeid, message=message,
                   stacktrace=str(report.longrepr or ""), thread=thread, suites=suites)
 
 
@@ -350,16 +352,18 @@ class Outcome:
                 self.subtest_traces.append(f"--- {step.title} ---\n{trace}")
         self.subtests.append(step)
 
-    def finish(self, thread: str) -> Result:
+    def finish(self, thread: str, nodeid: Optional[str] = None) -> Result:
+        """The result; ``nodeid`` replaces the item's (xdist's loadgroup adds ``@group``)."""
         item = self.item
         self.new_attempt()  # a rerun report with no attempt after it (defensive)
         recorded = self.recorded
+        nodeid = nodeid or item.nodeid
         end_time = clock.now()
         duration_ms = int(round((clock.monotonic() - self._started) * 1000))
         status, message, traces = self._fold()
         case_ids = marks.case_ids(item)
         params, groups = self._params()
-        title, suites, base = _nodeid_names(item.nodeid)
+        title, suites, base = _nodeid_names(nodeid)
         steps = self.steps + (recorded.steps if recorded else []) + self.subtests
         files = list(recorded.attachments) if recorded else []
         if self.attempt_steps:  # one result for every attempt: the last one is a step too
@@ -375,7 +379,7 @@ class Outcome:
             start_time=self.start_time,
             end_time=max(end_time, self.start_time),
             duration_ms=duration_ms,
-            nodeid=item.nodeid,
+            nodeid=nodeid,
             case_ids=case_ids,
             message=message or None,
             stacktrace="\n\n".join(traces) or None,

@@ -9,6 +9,7 @@ line and the run is created without that piece, never the whole upload.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Optional
 
 from . import clock
@@ -16,8 +17,17 @@ from .client import ApiError, QaseClient
 from .results import to_json_bytes
 from .settings import Settings
 
+MAX_TITLE = 255
 ENVIRONMENT_PAGE = 100  # the largest page GET /v1/environment/{code} allows
 MAX_ENVIRONMENT_PAGES = 1000  # offset is capped at 100000 by the API
+
+
+def run_title(settings: Settings, name: str, started: float) -> str:
+    """``qase_run_title``, or ``pytest <name> <UTC time>`` (``name``: the project folder)."""
+    if settings.run_title:
+        return settings.run_title[:MAX_TITLE]
+    stamp = datetime.fromtimestamp(started, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"pytest {name} {stamp}"[:MAX_TITLE]
 
 
 @dataclass
@@ -34,7 +44,7 @@ def run_body(settings: Settings, title: str, client: Optional[QaseClient],
 
     ``client`` is needed only to look up an environment slug or configurations.
     """
-    body: dict[str, Any] = {"title": title[:255], "is_autotest": True}
+    body: dict[str, Any] = {"title": title[:MAX_TITLE], "is_autotest": True}
     built = RunBody(body)
     if settings.run_description:
         body["description"] = settings.run_description[:10000]

@@ -9,23 +9,21 @@ from __future__ import annotations
 
 import os
 import sys
-import uuid
-from datetime import datetime, timezone
 from typing import Any, Optional
 
 import pytest
 
-from . import clock, context, marks, plan, runs, status
+from . import clock, context, marks, plan, runs, status, xdist
 from .attachments import AttachmentStore, AttachmentUploader
 from .client import ApiError, QaseClient
 from .links import run_link
 from .local_report import LocalReport
 from .ratelimit import RateGuard, state_directory
-from .results import Outcome, Result, crash_result
+from .results import SKIPPED, Outcome, Result
+from .runs import run_title
 from .sender import ResultSender
 from .settings import Settings, default_report_dir
 from .spool import Spool
-from .upload import deliver_spools
 from .uploader import Uploader
 
 START_DEADLINE = 60.0  # checking the project and creating the run at the start
@@ -37,10 +35,9 @@ class QaseSession:
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
-        workerinput = getattr(config, "workerinput", None)
-        self.worker: Optional[dict[str, Any]] = (
-            workerinput.get("qase") if workerinput is not None else None)
-        self.thread = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        self.worker: Optional[dict[str, Any]] = xdist.controller_input(config)
+        self.thread = xdist.thread_name()
+        self.xdist: Optional[xdist.XdistController] = None
         self.current: Optional[Outcome] = None
         self.client: Optional[QaseClient] = None
         self.sender: Optional[ResultSender] = None
@@ -57,7 +54,8 @@ class QaseSession:
         self.kept_spools: list[str] = []
         self.completed = False
         self.broken = False
-        self.xdist_controller = False
+        self.recovered = 0  # results of dead or interrupted workers the controller delivered
+        self.stopped_early: Optional[str] = None  # Ctrl-C, -x, --maxfail: why pytest stopped
         self.end_deadline = clock.Deadline(settings.max_wait)
         self.plan_cases: Optional[frozenset[int]] = None  # --qase-plan-only: the plan's cases
         self.plan_deselected = 0
@@ -70,14 +68,15 @@ class QaseSession:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         try:
+            if xdist.is_worker(self.config) and self.worker is None:
+                return  # the controller handed over no run: never create one per worker
             if self.worker is not None:
                 self._start_worker(self.worker)
+                self.config.pluginmanager.register(xdist.WorkerSpoolGuard(self),
+                                                   xdist.WORKER_PLUGIN)
             else:
+                self.xdist = xdist.XdistController.attach(self)  # hands workers the run
                 self._start_owner()
-                manager = self.config.pluginmanager
-                if manager.has_plugin("dsession"):  # xdist's controller: hand workers the run
-                    manager.register(XdistHooks(self), "qase-session-xdist")
-                    self.xdist_controller = True
             self.uploader = self._make_uploader()
             self.uploader.start()
         except Exception as exc:  # never an INTERNALERROR: report and carry on without us
@@ -86,7 +85,8 @@ class QaseSession:
     def _start_owner(self) -> None:
         """The session's owner checks the project, creates or checks the run, prepares dirs."""
         settings = self.settings
-        self.session_dir = os.path.join(state_directory(), "sessions", uuid.uuid4().hex)
+        self.session_dir = xdist.claim_session_dir(
+            self.config, os.path.join(state_directory(), "sessions"))
         if settings.can_upload:
             try:
                 self._open_run()
@@ -140,11 +140,7 @@ class QaseSession:
                                  "every test runs")
 
     def _run_title(self) -> str:
-        if self.settings.run_title:
-            return self.settings.run_title[:255]
-        stamp = datetime.fromtimestamp(self.start_time, timezone.utc).strftime(
-            "%Y-%m-%d %H:%M:%S UTC")
-        return f"pytest {self.config.rootpath.name} {stamp}"
+        return run_title(self.settings, self.config.rootpath.name, self.start_time)
 
     def _start_worker(self, given: dict[str, Any]) -> None:
         """A worker uses what the controller decided: no project check, no run creation."""
@@ -217,14 +213,23 @@ class QaseSession:
                           ) if self.uploader is not None else None
         self.current = outcome
         context.activate(outcome.recorded if outcome is not None else None)
+        interrupted: Optional[BaseException] = None
         try:
             return (yield)
+        except KeyboardInterrupt as exc:  # Ctrl-C: the test's result says it never finished
+            interrupted = exc
+            raise
         finally:
             self.current = None
             context.activate(None)
             if outcome is not None and self.uploader is not None:
                 try:
-                    result = outcome.finish(self.thread)
+                    result = outcome.finish(self.thread, xdist.plain_nodeid(item.nodeid,
+                                                                           item.config))
+                    if interrupted is not None and "call" not in outcome.phases:
+                        result.status, result.message = SKIPPED, (
+                            f"not run: the session was interrupted "
+                            f"({type(interrupted).__name__})")
                     if not result.ignore:  # qase.ignore: the test ran, nothing is reported
                         status.apply_rules(result, self.settings,
                                            status.xfail_kind(outcome.phases))
@@ -263,16 +268,14 @@ class QaseSession:
 
     def _finish(self, session: pytest.Session) -> None:
         self.end_deadline = clock.Deadline(self.settings.max_wait)  # bounds all that follows
+        self.stopped_early = _stop_reason(session)
         self._close_uploader()
         workeroutput = getattr(self.config, "workeroutput", None)
         if self.worker is not None and workeroutput is not None:
-            workeroutput["qase"] = dict(self.totals, requests=self._own_requests(),
-                                        reasons=self.reasons[:5],
-                                        warnings=self.warnings[:20],
-                                        spools=self.kept_spools,
-                                        plan_deselected=self.plan_deselected)
+            xdist.hand_back(self, workeroutput)
             return
-        self._recover_spools()
+        if self.xdist is not None:
+            self.xdist.gather()  # every worker is down: fold in and deliver what they left
         self._remove_empty_session_dir()
         if self.report is not None:
             self.report.finish(self._run_title(), self.start_time, clock.now(),
@@ -313,32 +316,14 @@ class QaseSession:
             if kept:
                 self.kept_spools.append(kept)
 
-    def add_worker_totals(self, output: Optional[dict[str, Any]], crashed: bool) -> None:
-        """Fold in what an xdist worker reported through ``workeroutput``."""
-        if not output:
-            return
+    def add_totals(self, output: dict[str, Any]) -> None:
+        """Fold in an xdist worker's totals (see ``xdist.hand_back``)."""
         for key in self.totals:
             self.totals[key] += int(output.get(key, 0))
         self.reasons.extend(output.get("reasons", []))
         self.plan_deselected = max(self.plan_deselected, int(output.get("plan_deselected", 0)))
         self.warnings.extend(output.get("warnings", []))
         self.kept_spools.extend(output.get("spools", []))
-
-    def _recover_spools(self) -> None:
-        """Deliver what dead or struggling processes left in the session's spool folder."""
-        if not self.xdist_controller or self.client is None or self.session_dir is None \
-                or not os.path.isdir(self.session_dir) or self.sender is None \
-                or self.sender.stopped is not None:
-            return
-        outcome = deliver_spools(self.session_dir, self.client,
-                                 batch_size=self.settings.batch_size,
-                                 max_bytes=self.settings.max_request_bytes,
-                                 deadline=self.end_deadline,
-                                 expect_run=self.run_id, expect_url=self.settings.url)
-        self.totals["delivered"] += outcome.delivered
-        self.totals["undelivered"] = len(outcome.undelivered)
-        self.reasons.extend(sorted(set(outcome.undelivered.values()))[:3])
-        self.kept_spools = outcome.kept
 
     def _remove_empty_session_dir(self) -> None:
         if self.session_dir and os.path.isdir(self.session_dir) and not os.listdir(
@@ -393,7 +378,7 @@ class QaseSession:
             lines.append(f"qase: warning: and {len(self.warnings) - 5} more")
         totals = self.totals
         if self.client is not None and self.run_id is not None and self.settings.project:
-            requests = totals["requests"] + self._own_requests()
+            requests = totals["requests"] + self.own_requests()
             lines.append(
                 f"qase: {totals['delivered']} results -> run {self.run_id} "
                 f"({self.settings.project}) in {requests} requests, "
@@ -409,12 +394,24 @@ class QaseSession:
                 lines.append(f"qase: deliver them later with: python -m pytest_qase upload {path}")
         elif self.reasons and self.client is not None:
             lines.extend(f"qase: {reason}" for reason in self.reasons[:3])
+        if (self.run_id is not None and self.client is not None and not self.created_run
+                and not self.completed and not totals["undelivered"]
+                and self.settings.complete_run is None):  # a CI shard: another job closes it
+            lines.append(f"qase: run {self.run_id} is left open (this session did not create "
+                         f"it); close it with: python -m pytest_qase run complete "
+                         f"{self.run_id}")
+        if self.recovered:
+            lines.append(f"qase: {self.recovered} results of xdist workers that stopped early "
+                         "were delivered from their spool files")
+        if self.stopped_early and self.worker is None:
+            lines.append(f"qase: pytest stopped early ({self.stopped_early}): the results of "
+                         "the tests that ran were sent; tests that did not run have none")
         if self.report is not None:
             lines.append(f"qase: local report with {totals['results']} results written to "
                          f"{self.report.directory}")
         return lines
 
-    def _own_requests(self) -> int:
+    def own_requests(self) -> int:
         return self.client.requests_made if self.client is not None else 0
 
     def _fail(self, message: str) -> None:
@@ -423,22 +420,11 @@ class QaseSession:
         print(f"qase: error: {message}", file=sys.stderr)
 
 
-class XdistHooks:
-    """Hooks that exist only where pytest-xdist is active (registered separately)."""
-
-    def __init__(self, owner: QaseSession) -> None:
-        self.owner = owner
-
-    def pytest_configure_node(self, node: Any) -> None:
-        node.workerinput["qase"] = self.owner.workerinput()
-
-    def pytest_handlecrashitem(self, crashitem: str, report: Any, sched: Any) -> None:
-        """The test a worker died in is reported failed with xdist's crash message."""
-        if self.owner.uploader is not None and report.outcome == "failed":
-            result = crash_result(report, str(report.node.gateway.id))
-            status.apply_rules(result, self.owner.settings, None)
-            self.owner.submit(result)
-
-    def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        self.owner.add_worker_totals(getattr(node, "workeroutput", {}).get("qase"),
-                                     crashed=error is not None)
+def _stop_reason(session: pytest.Session) -> Optional[str]:
+    """Why pytest ended before running every test (-x, --maxfail, Ctrl-C), or None."""
+    reason = session.shouldfail or session.shouldstop
+    dsession = session.config.pluginmanager.get_plugin("dsession")  # xdist's controller
+    reason = reason or getattr(dsession, "shouldstop", None)
+    if not reason and session.exitstatus == pytest.ExitCode.INTERRUPTED:
+        reason = "interrupted"
+    return str(reason) if reason else None

@@ -133,3 +133,18 @@ def spool_files(path: str) -> list[str]:
             found.extend(os.path.join(folder, n) for n in sorted(names) if n.endswith(".jsonl"))
         return sorted(found)
     return [path]
+
+
+def spool_counts(path: str) -> tuple[int, int]:
+    """How many results a spool file holds, and how many of them Qase acknowledged."""
+    taken: set[str] = set()
+    delivered: set[str] = set()
+    try:
+        for record in _records(path):
+            if "result" in record and isinstance(record["result"], dict):
+                taken.add(str(record["result"].get("id")))
+            elif "delivered" in record:
+                delivered.update(str(result_id) for result_id in record["delivered"])
+    except OSError:
+        return 0, 0
+    return len(taken), len(taken & delivered)

@@ -72,6 +72,9 @@ class Uploader:
                          for work in (self._spool_results, self._send_batches)]
         self._oldest: Optional[float] = None
         self._closing: Optional[clock.Deadline] = None
+        self.submitted = 0  # counted by the test thread
+        self._spooled = 0  # results taken and on disk (spool flushed, report file written)
+        self._spooled_changed = threading.Condition()
 
     def start(self) -> None:
         self._threads[0].start()
@@ -79,7 +82,25 @@ class Uploader:
             self._threads[1].start()
 
     def submit(self, result: Result) -> None:
+        self.submitted += 1
         self._results.put(result)
+
+    def wait_spooled(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` s) until every result submitted so far is on disk.
+
+        xdist workers call it before each test, so a worker that dies in a test leaves every
+        earlier result in its spool for the controller. Usually it returns at once.
+        """
+        wanted = self.submitted
+        if self._spooled >= wanted:
+            return True
+        deadline = clock.Deadline(timeout)
+        with self._spooled_changed:
+            while self._spooled < wanted and self._threads[0].is_alive():
+                if deadline.expired():
+                    return False
+                self._spooled_changed.wait(min(deadline.remaining(), 0.1))
+        return self._spooled >= wanted
 
     def close(self, max_wait: float) -> bool:
         """Flush and stop within ``max_wait`` seconds; True when everything finished."""
@@ -110,13 +131,25 @@ class Uploader:
                 self._hand_over_partial()
                 continue
             self._take(item)
-            if self._results.empty():  # idle: upload waiting files, put results on disk
+            if self._results.empty():  # idle: put what we have on disk, then upload files
+                self._flush_spool()
                 self._upload_files()
-                if self.sender is not None and self.sender.spool:
-                    self.sender.spool.flush()
+                self._flush_spool()
         self._upload_files()
         self._hand_over_partial()
         self._batches.put(_STOP)
+
+    def _flush_spool(self) -> None:
+        """Put every result taken so far on disk and wake ``wait_spooled``.
+
+        A result still waiting for its files to upload is in memory until they are: the
+        test thread is never held up by attachment uploads.
+        """
+        if self.sender is not None and self.sender.spool:
+            self.sender.spool.flush()
+        with self._spooled_changed:
+            self._spooled = self.taken
+            self._spooled_changed.notify_all()
 
     def _next(self) -> object:
         if self._oldest is None:

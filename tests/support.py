@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional
@@ -140,3 +142,31 @@ def assert_clean(server: QaseServer) -> None:
 
 def environ_without_ca() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")}
+
+
+def start(pytester: pytest.Pytester, server: Optional[QaseServer], *args: str,
+          log: str = "pytest.log", new_session: bool = False) -> subprocess.Popen:
+    """Start ``pytest --qase`` as a separate process (concurrent sessions, signals).
+
+    Its output goes to ``log`` in the pytester folder; ``new_session`` puts it in a process
+    group of its own, so that ``os.killpg`` reaches it and its xdist workers like a Ctrl-C.
+    """
+    argv = [sys.executable, "-m", "pytest", "--qase", "-p", "no:cacheprovider",
+            "-p", "no:randomly"]
+    if server is not None:
+        argv += [f"--qase-ca-bundle={server.ca_path}"]
+    argv += list(args)
+    with open(pytester.path / log, "wb") as output:
+        return subprocess.Popen(argv, cwd=pytester.path, stdout=output,
+                                stderr=subprocess.STDOUT, start_new_session=new_session)
+
+
+def finished(process: subprocess.Popen, pytester: pytest.Pytester,
+             log: str = "pytest.log", timeout: float = 120) -> tuple[int, list[str]]:
+    """Wait for a process from ``start``; its exit code and its output lines."""
+    try:
+        code = process.wait(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return code, (pytester.path / log).read_text(encoding="utf-8", errors="replace").splitlines()
