@@ -125,14 +125,29 @@ def _records(path: str) -> Iterator[dict[str, Any]]:
                 yield record
 
 
+SPOOL_START = b'{"spool":'  # every spool file's first line, its header
+
+
 def spool_files(path: str) -> list[str]:
-    """A spool file, or every spool file below a directory."""
+    """A spool file, or every spool file below a directory.
+
+    Below a directory, only files that start with a spool header count: a kept copy of an
+    attachment called ``events.jsonl`` sits in the same session folder and is not one.
+    """
     if os.path.isdir(path):
         found = []
         for folder, _, names in os.walk(path):
-            found.extend(os.path.join(folder, n) for n in sorted(names) if n.endswith(".jsonl"))
-        return sorted(found)
+            found.extend(os.path.join(folder, n) for n in names if n.endswith(".jsonl"))
+        return sorted(p for p in found if _starts_as_spool(p))
     return [path]
+
+
+def _starts_as_spool(path: str) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(SPOOL_START)) == SPOOL_START
+    except OSError:
+        return False
 
 
 def spool_counts(path: str) -> tuple[int, int]:

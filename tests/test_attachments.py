@@ -168,7 +168,7 @@ def test_attachments_kept_through_an_outage_and_uploaded_later(pytester, qase_se
         from pytest_qase import qase
 
         def test_with_file(tmp_path):
-            path = tmp_path / "trace.txt"
+            path = tmp_path / "events.jsonl"  # its kept copy must not pass for a spool
             path.write_text("the trace")
             with qase.step("collect"):
                 qase.attach(path)
@@ -191,8 +191,8 @@ def test_attachments_kept_through_an_outage_and_uploaded_later(pytester, qase_se
     qase_server.clear_faults()
     environ = dict(environ_without_ca(), QASE_API_TOKEN=qase_server.token,
                    QASE_URL=qase_server.url)
-    uploaded = subprocess.run(
-        [sys.executable, "-m", "pytest_qase", "upload", spool,
+    uploaded = subprocess.run(  # the whole session folder, as a user may give it
+        [sys.executable, "-m", "pytest_qase", "upload", str(Path(spool).parent),
          f"--qase-ca-bundle={qase_server.ca_path}"],
         env=environ, capture_output=True, text=True, timeout=120)
     assert uploaded.returncode == 0, uploaded.stderr
