@@ -7,6 +7,7 @@ uploader thread, through ``to_api`` and ``to_report``.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -23,7 +24,9 @@ from .context import ItemContext
 MAX_PARAM_CHARS = 1024
 MAX_MESSAGE_CHARS = 2000
 TRUNCATED = "...[truncated]"
-_MEMORY_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+(?=>)")
+# a memory address in a repr: "<f at 0x7f3a...>" (the default) or "<tag @ 139628485703296>"
+_MEMORY_ADDRESS = re.compile(r" (?:at|@) (?:0x[0-9a-fA-F]+|[0-9]{6,})(?=>)")
+QASE_MARK_PREFIX = "qase_"  # every marker of the plugin (qase_id, qase_title, ...) starts so
 
 PASSED, FAILED, BLOCKED, SKIPPED, INVALID = "passed", "failed", "blocked", "skipped", "invalid"
 
@@ -184,10 +187,14 @@ def _relations(suites: list[str]) -> Optional[dict[str, Any]]:
     return {"suite": {"data": [{"title": title, "public_id": None} for title in suites]}}
 
 
+# built once: ``json.dumps`` with options makes a new encoder on every call
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+_SIGNATURE_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+
+
 def to_json_bytes(payload: Any) -> bytes:
     """UTF-8 JSON; lone surrogates and other unencodable text become '?' instead of failing."""
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"),
-                      default=str).encode("utf-8", "replace")
+    return _JSON.encode(payload).encode("utf-8", "replace")
 
 
 # ----------------------------------------------------------------------------- building
@@ -208,14 +215,16 @@ def param_text(value: Any) -> str:
     return text
 
 
-def _item_params(item: pytest.Item) -> tuple[dict[str, str], list[list[str]]]:
+def _item_params(item: pytest.Item, parametrize: Optional[list[Any]] = None,
+                 ) -> tuple[dict[str, str], list[list[str]]]:
+    """Parameters and their groups; ``parametrize``: the item's parametrize marks, if known."""
     callspec = getattr(item, "callspec", None)
     if callspec is None:
         return {}, []
     params = {str(name): param_text(value) for name, value in callspec.params.items()}
     groups: list[list[str]] = []
     grouped: set[str] = set()
-    for mark in item.iter_markers("parametrize"):
+    for mark in item.iter_markers("parametrize") if parametrize is None else parametrize:
         names = mark.args[0] if mark.args else mark.kwargs.get("argnames", ())
         if isinstance(names, str):
             names = [n.strip() for n in names.split(",") if n.strip()]
@@ -227,6 +236,17 @@ def _item_params(item: pytest.Item) -> tuple[dict[str, str], list[list[str]]]:
     return params, groups
 
 
+def _marks_by_name(item: pytest.Item) -> dict[str, list[Any]]:
+    """The item's marks grouped by name, nearest first: one walk instead of one per name."""
+    found: dict[str, list[Any]] = {}
+    for mark in item.iter_markers():
+        found.setdefault(mark.name, []).append(mark)
+    return found
+
+
+def has_qase_marks(item: pytest.Item) -> bool:
+    """Whether any of the plugin's markers sits on the item, its class or its module."""
+    return any(mark.name.startswith(QASE_MARK_PREFIX) for mark in item.iter_markers())
 
 
 def _signature(base: str, case_ids: list[int], params: dict[str, str]) -> str:
@@ -234,7 +254,7 @@ def _signature(base: str, case_ids: list[int], params: dict[str, str]) -> str:
     if case_ids:
         signature += "::" + "-".join(str(i) for i in case_ids)
     if params:
-        signature += "::" + json.dumps(params, sort_keys=True, ensure_ascii=False)
+        signature += "::" + _SIGNATURE_JSON.encode(params)
     return signature
 
 
@@ -268,13 +288,19 @@ def _trace(report: pytest.TestReport) -> Optional[str]:
 def _nodeid_names(nodeid: str) -> tuple[str, list[str], str]:
     """Title, suite path and the signature's base, from a node id (classes kept in order)."""
     bare = nodeid[: nodeid.index("[")] if nodeid.endswith("]") and "[" in nodeid else nodeid
+    title, suites, base = _bare_names(bare)
+    return title, list(suites), base
+
+
+@functools.lru_cache(maxsize=4096)  # a parametrized test's cases share their bare node id
+def _bare_names(bare: str) -> tuple[str, tuple[str, ...], str]:
     parts = bare.split("::")
     path, inner = parts[0], parts[1:-1]
     function = parts[-1] if len(parts) > 1 else parts[0]
     directories = [p for p in os.path.dirname(path).replace("\\", "/").split("/") if p]
     module = os.path.splitext(os.path.basename(path))[0]
     suites = directories + ([module] if module else []) + inner
-    return ".".join(inner + [function]), suites, "::".join([path] + inner + [function])
+    return ".".join(inner + [function]), tuple(suites), "::".join([path] + inner + [function])
 
 
 def crash_result(report: pytest.TestReport, thread: str,
@@ -361,8 +387,13 @@ class Outcome:
         end_time = clock.now()
         duration_ms = int(round((clock.monotonic() - self._started) * 1000))
         status, message, traces = self._fold()
-        case_ids = marks.case_ids(item)
-        params, groups = self._params()
+        found = _marks_by_name(item)
+        # without any qase_* marker and with nothing recorded at runtime, the marker and
+        # metadata readers below would find nothing: skip their many walks over the marks
+        plain = not any(name.startswith(QASE_MARK_PREFIX) for name in found) and (
+            recorded is None or recorded.is_empty())
+        case_ids = [] if plain else marks.case_ids(item)
+        params, groups = self._params(found.get("parametrize", []), plain)
         title, suites, base = _nodeid_names(nodeid)
         steps = self.steps + (recorded.steps if recorded else []) + self.subtests
         files = list(recorded.attachments) if recorded else []
@@ -398,18 +429,24 @@ class Outcome:
             else:
                 note = f"{status} on every one of {tries} attempts"
             result.message = "\n".join(filter(None, [result.message, note]))
-        metadata.apply(result, item, recorded)
-        result.ignore = metadata.is_ignored(item, recorded)
+        if not plain:
+            metadata.apply(result, item, recorded)
+            result.ignore = metadata.is_ignored(item, recorded)
         if recorded is not None:
             result.warnings.extend(recorded.warnings)
         if self.capture_logs and status in (FAILED, BLOCKED, INVALID):
             result.attachments.extend(self._captured_output(recorded))
         return result
 
-    def _params(self) -> tuple[dict[str, str], list[list[str]]]:
-        """Parametrize values, plus ``qase_param`` ones, minus ``qase_exclude_params``."""
-        params, groups = _item_params(self.item)
-        for name, value in metadata.extra_params(self.item, self.recorded).items():
+    def _params(self, parametrize: Optional[list[Any]] = None, plain: bool = False,
+                ) -> tuple[dict[str, str], list[list[str]]]:
+        """Parametrize values, plus ``qase_param`` ones, minus ``qase_exclude_params``.
+
+        ``plain``: the item has no qase_* marker and recorded nothing, so no extra params.
+        """
+        params, groups = _item_params(self.item, parametrize)
+        extra = {} if plain else metadata.extra_params(self.item, self.recorded)
+        for name, value in extra.items():
             params[name] = param_text(value)
             if not any(name in group for group in groups):
                 groups.append([name])

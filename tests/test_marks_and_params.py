@@ -142,8 +142,12 @@ def test_params_are_real_values_and_grouped_by_parametrize(pytester, qase_server
         class Plain:
             pass
 
-        @pytest.mark.parametrize("func, instance", [(helper, Plain())])
-        def test_addresses(func, instance):
+        class Tagged:  # packaging's Tag: "<py3-none-any @ 139628485703296>"
+            def __repr__(self):
+                return f"<py3-none-any @ {id(self)}>"
+
+        @pytest.mark.parametrize("func, instance, tagged", [(helper, Plain(), Tagged())])
+        def test_addresses(func, instance, tagged):
             pass
 
         @pytest.mark.parametrize("huge", ["x" * 5000])
@@ -163,6 +167,7 @@ def test_params_are_real_values_and_grouped_by_parametrize(pytester, qase_server
     # no memory address: the signature (so the Qase case) is the same on every run
     assert addresses["params"]["func"] == "<function helper>"
     assert addresses["params"]["instance"] == "<test_params.Plain object>"
+    assert addresses["params"]["tagged"] == "<py3-none-any>"
     assert "0x" not in addresses["signature"]
     [huge] = [r for r in qase_server.results() if r["title"] == "test_huge"]
     assert len(huge["params"]["huge"]) == 1024 and huge["params"]["huge"].endswith(
