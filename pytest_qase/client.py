@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import email.utils
 import random
+import re
+import socket
 from dataclasses import dataclass
 from typing import Any, Optional
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.utils import get_environ_proxies
+from urllib3.connection import HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.util.connection import allowed_gai_family
 
 from . import __version__, clock
 from .ratelimit import RateGuard
@@ -25,18 +32,87 @@ BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
 DEFAULT_RETRY_AFTER = 60.0
 
-# Captured at import, before any test can patch them (``responses`` replaces
-# ``HTTPAdapter.send``; ``requests-mock`` replaces ``Session.get_adapter``).
+# Captured at import, before any test can patch them: ``responses`` replaces
+# ``HTTPAdapter.send``; ``requests-mock`` replaces ``Session.send``, which swaps in its own
+# adapter; pytest-socket replaces ``socket.socket`` and ``socket.getaddrinfo``
+# (``--disable-socket``) and ``socket.socket.connect`` (``--allow-hosts``).
 _REAL_SEND = HTTPAdapter.send
 _REAL_GET_ADAPTER = requests.Session.get_adapter
+_REAL_SESSION_SEND = requests.Session.send
+_REAL_REQUEST = requests.Session.request
+_REAL_SOCKET = socket.socket
+_REAL_CONNECT = socket.socket.connect
+_REAL_GETADDRINFO = socket.getaddrinfo
+
+
+def _open_socket(address: tuple[str, int], timeout: Any, source_address: Any,
+                 options: Any) -> socket.socket:
+    """urllib3's ``create_connection``, with the socket functions as they were at import."""
+    host, port = address
+    error: Optional[OSError] = None
+    for family, kind, proto, _, where in _REAL_GETADDRINFO(host.strip("[]"), port,
+                                                          allowed_gai_family(),
+                                                          socket.SOCK_STREAM):
+        sock = None
+        try:
+            sock = _REAL_SOCKET(family, kind, proto)
+            for option in options or ():
+                sock.setsockopt(*option)
+            if timeout is None or isinstance(timeout, (int, float)):
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            _REAL_CONNECT(sock, where)
+            return sock
+        except OSError as exc:
+            error = exc
+            if sock is not None:
+                sock.close()
+    raise error if error is not None else OSError("getaddrinfo returned no address")
+
+
+class _Connection(HTTPSConnection):
+    """Opens its socket past any patching, and never prints what it sends."""
+
+    debuglevel = 0  # ``http.client.HTTPConnection.debuglevel = 1`` would print the token
+
+    def _new_conn(self) -> socket.socket:
+        try:
+            return _open_socket((self._dns_host, self.port), self.timeout,
+                                self.source_address, self.socket_options)
+        except socket.timeout as exc:
+            raise ConnectTimeoutError(self, f"Connection to {self.host} timed out. "
+                                            f"(connect timeout={self.timeout})") from exc
+        except OSError as exc:
+            raise NewConnectionError(
+                self, f"Failed to establish a new connection: {exc}") from exc
+
+
+class _Pool(HTTPSConnectionPool):
+    ConnectionCls = _Connection
+
+
+_POOLS = {"http": HTTPConnectionPool, "https": _Pool}
 
 
 class _Adapter(HTTPAdapter):
     send = _REAL_SEND
 
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = _POOLS
+        return manager
+
 
 class _Session(requests.Session):
     get_adapter = _REAL_GET_ADAPTER
+    send = _REAL_SESSION_SEND
+    request = _REAL_REQUEST
 
 
 class ApiError(Exception):
@@ -62,6 +138,7 @@ class ApiError(Exception):
 class Reply:
     status: int
     data: Any
+    page: Optional[str] = None  # what came instead of a JSON object (see ``_page``)
 
 
 def parse_retry_after(value: Optional[str]) -> float:
@@ -92,18 +169,70 @@ def _error_text(data: Any) -> tuple[str, list[dict[str, Any]]]:
     return "", []
 
 
-def describe(status: int, action: str, server_message: str) -> str:
-    """The one line a user reads for an unsuccessful answer."""
-    said = f": {server_message}" if server_message else ""
+# What a token refused with 403 lacks, by the start of the action it was refused.
+_PERMISSIONS = (
+    ("send results", "add results to test runs"),
+    ("create a run", "create test runs"),
+    ("complete run", "complete test runs"),
+    ("make run", "make test run reports public"),
+    ("read run", "view test runs"),
+    ("read project", "view the project (its user must be a member of it)"),
+    ("read test plan", "view test plans"),
+    ("list the environments", "view environments"),
+    ("list the configurations", "view configurations"),
+    ("create configuration", "create configurations"),
+    ("upload", "upload attachments"),
+)
+_RUN_IN_ACTION = re.compile(r"\brun (\d+) of (\w+)")
+_PROJECT_IN_ACTION = re.compile(r"\bproject (\w+)")
+
+
+def _permission(action: str) -> str:
+    return next((needed for start, needed in _PERMISSIONS if action.startswith(start)), action)
+
+
+def _not_found_hint(action: str) -> str:
+    run = _RUN_IN_ACTION.search(action)
+    if run:
+        return (f"run {run.group(1)} is not in project {run.group(2)}: it was deleted, or the "
+                "run id (QASE_RUN_ID) or the project code is wrong")
+    project = _PROJECT_IN_ACTION.search(action)
+    if project:
+        return (f"check the project code {project.group(1)} (qase_project) and that the "
+                "token's user is a member of the project")
+    return "check the project code, the ids in the settings and qase_url"
+
+
+def describe(status: int, action: str, server_message: str,
+             page: Optional[str] = None) -> str:
+    """The one line a user reads for an unsuccessful answer.
+
+    ``page`` says what came instead of the Qase API's JSON (a proxy's HTML page, an empty
+    body): such a status says little about Qase, and the line says so.
+    """
+    if 300 <= status < 400:
+        return (f"the server redirected the request to {action} ({status}); redirects are not "
+                "followed so the token cannot leak: set qase_url to the final address")
+    if page is not None and (status >= 500 or status in TRANSIENT_STATUSES):
+        return (f"the server answered {status} when trying to {action} ({page}): Qase or a "
+                "proxy in between failed")
+    if page is not None:
+        return (f"the server answered {status} when trying to {action}, but not as the Qase "
+                f"API answers ({page}): check qase_url and any proxy in between")
+    said = f": {server_message[:-1] if server_message.endswith('.') else server_message}" \
+        if server_message else ""
     meanings = {
         400: f"Qase refused the request to {action} (400){said}",
         401: f"the API token was rejected (401) when trying to {action}: check QASE_API_TOKEN "
              "(a valid, unrevoked token of this workspace)",
-        403: f"the token may not {action} (403){said}: give its user that permission in Qase",
-        404: f"not found (404) when trying to {action}{said}: check the project code / run id",
-        405: f"the server does not allow the request to {action} (405): check qase_url "
-             "points at the Qase API",
-        410: f"gone (410) when trying to {action}{said}: the run or project was removed",
+        403: f"the token may not {action} (403){said}; its user lacks the permission to "
+             f"{_permission(action)}: grant it to the user's role in Qase (a read-only license "
+             "never has it), or use a token that has it",
+        404: f"not found (404) when trying to {action}{said}; {_not_found_hint(action)}",
+        405: f"the server does not allow the request to {action} (405){said}; check that "
+             "qase_url points at the Qase API (https://api.qase.io for Qase cloud)",
+        410: f"gone (410) when trying to {action}{said}; the run or project was deleted in "
+             "Qase",
         413: f"request too large (413) when trying to {action}",
         422: f"Qase could not process the request to {action} (422){said}",
         429: f"rate limit reached (429) when trying to {action}",
@@ -111,10 +240,40 @@ def describe(status: int, action: str, server_message: str) -> str:
     }
     if status in meanings:
         return meanings[status]
-    if 300 <= status < 400:
-        return (f"the server redirected the request to {action} ({status}); redirects are not "
-                "followed so the token cannot leak: set qase_url to the final address")
     return f"Qase answered {status} when trying to {action}{said}"
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_TITLE = re.compile(rb"<(title|h1)[^>]*>(.*?)</\1\s*>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]*>")
+
+
+def clean_text(text: str, secret: str = "", limit: int = 300) -> str:
+    """Server text fit for one terminal line: no control characters, no token, bounded."""
+    if len(secret) >= 6:
+        text = text.replace(secret, "***")
+    text = " ".join(_CONTROL.sub(" ", text).split())
+    text = text.encode("utf-8", "replace").decode("utf-8")  # lone surrogates
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _page(response: requests.Response, secret: str) -> str:
+    """What came instead of a JSON object: its type, and an HTML page's title or a text's
+    first line."""
+    content = response.content or b""
+    if not content.strip():
+        return "an empty answer"
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    head = content[:65536]
+    match = _TITLE.search(head)
+    words = ""
+    if match:
+        words = _TAG.sub(" ", match.group(2).decode("utf-8", "replace"))
+    elif kind.startswith("text/") or kind.endswith(("json", "xml")):
+        words = head.decode("utf-8", "replace").strip().splitlines()[0]
+    words = clean_text(words, secret, 100)
+    kind = clean_text(kind, secret, 60) or "no content type"
+    return f'{kind}: "{words}"' if words else kind
 
 
 class QaseClient:
@@ -130,6 +289,10 @@ class QaseClient:
         self.requests_made = 0
         self.rate_limited = 0
         self._session = _Session()
+        # the environment as it is now: a test that sets HTTPS_PROXY or clears os.environ
+        # later must not reroute or break the uploads
+        self._session.trust_env = False
+        self._session.proxies = get_environ_proxies(self.url)
         self._session.mount("https://", _Adapter(pool_connections=1, pool_maxsize=4))
         self._session.mount("http://", _Adapter())  # present only so nothing else is used
         self._session.headers.update({"User-Agent": f"pytest-qase/{__version__}",
@@ -194,19 +357,22 @@ class QaseClient:
                            headers_in.get("X-RateLimit-Reset"))
         try:
             data = response.json()
-        except ValueError:  # an HTML page from a proxy: judged by its status alone
+        except ValueError:  # an HTML page from a proxy: judged by its status, and described
             data = None
         status = response.status_code
+        secret = self._token.reveal()
+        page = None if isinstance(data, dict) else _page(response, secret)
         response.close()
         if 200 <= status < 300:
-            return Reply(status, data)
+            return Reply(status, data, page)
         message, fields = _error_text(data)
+        message = clean_text(message, secret)
         retry_after = None
         if status == 429:
             self.rate_limited += 1
             retry_after = parse_retry_after(headers_in.get("Retry-After"))
             self.guard.block_until(clock.now() + retry_after)
-        return ApiError(describe(status, action, message), status,
+        return ApiError(describe(status, action, message, page), status,
                         transient=status in TRANSIENT_STATUSES, retry_after=retry_after,
                         fields=fields)
 
@@ -237,8 +403,17 @@ class QaseClient:
 
     def send_results(self, code: str, run_id: int, body: bytes,
                      deadline: clock.Deadline) -> Reply:
-        return self.call("POST", f"/v2/{code}/run/{run_id}/results",
-                         f"send results to run {run_id} of {code}", deadline, body=body)
+        """Deliver a bulk of results; only Qase's JSON answer counts as delivered.
+
+        A 2xx that is not JSON (a captive portal's login page) stored nothing: the results
+        are kept for ``upload`` instead of being counted as delivered.
+        """
+        action = f"send results to run {run_id} of {code}"
+        reply = self.call("POST", f"/v2/{code}/run/{run_id}/results", action, deadline,
+                          body=body)
+        if reply.page is not None:
+            raise ApiError(describe(reply.status, action, "", reply.page), reply.status)
+        return reply
 
     def upload_attachments(self, code: str, files: list[tuple[str, bytes, str]],
                            deadline: clock.Deadline) -> list[str]:

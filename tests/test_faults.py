@@ -3,14 +3,19 @@ never changes pytest's exit code, ends in bounded time and never shows the token
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from qase_server import QaseServer
-from support import by_title, clean_environment, point_at, qase_lines, run
+from support import by_title, clean_environment, load_report, point_at, qase_lines, run
 
 SUITE = """
 import pytest
@@ -27,10 +32,11 @@ def _isolated(pytester, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     pytester.makepyfile(test_suite=SUITE)
 
 
-def _run(pytester, server, monkeypatch, **env: str) -> tuple[pytest.RunResult, float]:
+def _run(pytester, server, monkeypatch, *args: str, subprocess: bool = False,
+         **env: str) -> tuple[pytest.RunResult, float]:
     point_at(monkeypatch, server, QASE_BATCH_SIZE="10", **env)
     started = time.monotonic()
-    result = run(pytester, server)
+    result = run(pytester, server, *args, subprocess=subprocess)
     elapsed = time.monotonic() - started
     assert result.ret == pytest.ExitCode.TESTS_FAILED  # test_n[3] fails; nothing else counts
     assert server.token not in result.stdout.str() + result.stderr.str()
@@ -45,12 +51,16 @@ def _delivered_once(server: QaseServer) -> None:
     assert server.validation_errors == []
 
 
-def _upload(pytester, server: QaseServer, path: str, *extra: str) -> subprocess.CompletedProcess:
+def _cli(pytester, server: QaseServer, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, **server.env(), "PYTHONPATH": os.pathsep.join(sys.path)}
-    return subprocess.run([sys.executable, "-m", "pytest_qase", "upload", path,
-                           f"--qase-ca-bundle={server.ca_path}", *extra],
+    return subprocess.run([sys.executable, "-m", "pytest_qase", *args,
+                           f"--qase-ca-bundle={server.ca_path}"],
                           env=env, capture_output=True, text=True, timeout=120,
                           cwd=str(pytester.path))
+
+
+def _upload(pytester, server: QaseServer, path: str, *extra: str) -> subprocess.CompletedProcess:
+    return _cli(pytester, server, "upload", path, *extra)
 
 
 def _spool_path(result: pytest.RunResult) -> str:
@@ -177,3 +187,344 @@ def test_exit_code_of_a_passing_session_is_unchanged_by_failures(pytester, qase_
     point_at(monkeypatch, qase_server, QASE_MAX_WAIT="2")
     assert run(pytester, qase_server).ret == 0
     assert run(pytester, qase_server, "--qase-strict").ret == pytest.ExitCode.TESTS_FAILED
+
+
+# ----------------------------------------------------------------------------- refusals
+
+# Injects a fault (JSON in $FAULT) through the server's control endpoint once the first
+# batch of 10 results is stored, so the refusal comes in the middle of the session.
+MID_SESSION = """
+import json, os, ssl, time, urllib.request
+import pytest
+
+def _control(method, path, body=None):
+    context = ssl.create_default_context(cafile=os.environ["FAULT_CA"])
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(os.environ["QASE_URL"] + path, data=data, method=method)
+    with urllib.request.urlopen(request, context=context, timeout=10) as answer:
+        return json.load(answer)
+
+@pytest.fixture(autouse=True)
+def _fault_after_the_first_batch(request):
+    if request.node.name == "test_n[12]":
+        deadline = time.monotonic() + 20
+        while _control("GET", "/_test/stats")["results"] < 10 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        _control("POST", "/_test/inject", json.loads(os.environ["FAULT"]))
+"""
+
+
+def _mid_session(pytester, server: QaseServer, monkeypatch, **fault) -> pytest.RunResult:
+    pytester.makeconftest(MID_SESSION)
+    monkeypatch.setenv("FAULT_CA", server.ca_path)
+    monkeypatch.setenv("FAULT", json.dumps({"path": r"/results$", "times": None, **fault}))
+    result, _ = _run(pytester, server, monkeypatch, QASE_MAX_WAIT="4")
+    assert len(server.results()) == 10  # the batch before the fault, and nothing after it
+    return result
+
+
+def _kept(result: pytest.RunResult, missing: int, reason: str) -> str:
+    """The summary names the refusal once and the spool to upload; returns the spool path."""
+    lines = qase_lines(result)
+    assert [x for x in lines if "were not delivered" in x] == [
+        f"qase: {missing} of 25 results were not delivered: {reason}"]
+    path = _spool_path(result)
+    assert os.path.isfile(path)
+    return path
+
+
+def _upload_later(pytester, server: QaseServer, path: str, missing: int) -> None:
+    """Once the cause is gone, ``upload`` delivers exactly the results the session kept."""
+    server.clear_faults()
+    done = _upload(pytester, server, path)
+    assert done.returncode == 0, done.stderr
+    assert f"qase: {missing} results delivered" in done.stderr
+    assert server.token not in done.stdout + done.stderr
+    assert not os.path.exists(path)
+    _delivered_once(server)
+
+
+
+
+def test_read_only_token_403_names_the_missing_permission(pytester, qase_server, monkeypatch):
+    created = _cli(pytester, qase_server, "run", "create")  # a CI job with a full token
+    assert created.returncode == 0, created.stderr
+    qase_server.configure(read_only_token="read-only-token-456")
+    result, _ = _run(pytester, qase_server, monkeypatch, QASE_RUN_ID=created.stdout.strip(),
+                     QASE_API_TOKEN="read-only-token-456")
+    assert "read-only-token-456" not in result.stdout.str() + result.stderr.str()
+    assert len(qase_server.results_requests()) == 1  # refused once: no retry storm
+    path = _kept(result, 25, (
+        "the token may not send results to run 1 of DEMO (403): Forbidden: the token is "
+        "read-only; its user lacks the permission to add results to test runs: grant it to "
+        "the user's role in Qase (a read-only license never has it), or use a token that has "
+        "it"))
+    _upload_later(pytester, qase_server, path, 25)
+
+
+def test_read_only_token_cannot_create_the_run(pytester, qase_server, monkeypatch):
+    qase_server.configure(read_only_token="read-only-token-456")
+    result, _ = _run(pytester, qase_server, monkeypatch, QASE_API_TOKEN="read-only-token-456")
+    assert qase_server.runs == {}
+    _local_report_instead(pytester, result, (
+        "the token may not create a run in project DEMO (403): Forbidden: the token is "
+        "read-only; its user lacks the permission to create test runs: grant it to the user's "
+        "role in Qase (a read-only license never has it), or use a token that has it"))
+
+
+def test_unknown_project_at_the_start(pytester, qase_server, monkeypatch):
+    result, _ = _run(pytester, qase_server, monkeypatch, QASE_PROJECT="NOPE")
+    assert qase_server.runs == {}
+    _local_report_instead(pytester, result, (
+        "not found (404) when trying to read project NOPE: Project is not found; check the "
+        "project code NOPE (qase_project) and that the token's user is a member of the "
+        "project"))
+
+
+def _local_report_instead(pytester, result: pytest.RunResult, reason: str) -> None:
+    """A refusal at the start: one error line, and every result in the local report."""
+    report = pytester.path / "qase-report"
+    assert qase_lines(result) == [
+        f"qase: error: {reason}; the local report is written instead",
+        f"qase: local report with 25 results written to {report}"]
+    _, results = load_report(report)
+    assert sorted(r["params"]["n"] for r in results) == sorted(str(n) for n in range(25))
+
+
+@pytest.mark.parametrize("status, message, meaning", [
+    (404, "Run not found.", "not found (404) when trying to send results to run 1 of DEMO: "
+     "Run not found; run 1 is not in project DEMO: it was deleted, or the run id (QASE_RUN_ID) "
+     "or the project code is wrong"),
+    (410, "Run was deleted.", "gone (410) when trying to send results to run 1 of DEMO: Run "
+     "was deleted; the run or project was deleted in Qase"),
+])
+def test_run_gone_mid_session(pytester, qase_server, monkeypatch, status, message, meaning):
+    result = _mid_session(pytester, qase_server, monkeypatch, status=status,
+                          body={"status": False, "errorMessage": message})
+    path = _kept(result, 15, meaning)
+    assert len(qase_server.results_requests()) == 2  # the refusal stopped the sending
+    _upload_later(pytester, qase_server, path, 15)
+
+
+@pytest.mark.parametrize("body, meaning", [
+    (None, "the server does not allow the request to send results to run 1 of DEMO (405): "
+     "Method Not Allowed; check that qase_url points at the Qase API (https://api.qase.io for "
+     "Qase cloud)"),
+    ("<html><head><title>405 Not Allowed</title></head><body>nginx</body></html>",
+     'the server answered 405 when trying to send results to run 1 of DEMO, but not as the '
+     'Qase API answers (text/html: "405 Not Allowed"): check qase_url and any proxy in '
+     'between'),
+])
+def test_405_stops_sending_and_keeps_the_results(pytester, qase_server, monkeypatch, body,
+                                                  meaning):
+    qase_server.inject(path=r"/results$", status=405, times=None, body=body)
+    result, _ = _run(pytester, qase_server, monkeypatch)
+    path = _kept(result, 25, meaning)
+    assert len(qase_server.results_requests()) == 1
+    _upload_later(pytester, qase_server, path, 25)
+
+
+@pytest.mark.parametrize("status, phrase", [(500, "Internal Server Error"),
+                                            (503, "Service Unavailable")])
+def test_5xx_that_never_ends_is_kept_on_disk(pytester, qase_server, monkeypatch, status,
+                                              phrase):
+    qase_server.inject(path=r"/results$", status=status, times=None)
+    result, elapsed = _run(pytester, qase_server, monkeypatch, QASE_MAX_WAIT="3")
+    assert elapsed < 60
+    path = _kept(result, 25, f"Qase answered {status} when trying to send results to run 1 of "
+                             f"DEMO: {phrase}")
+    assert not qase_server.run(1)["completed"]
+    _upload_later(pytester, qase_server, path, 25)
+
+
+@pytest.mark.parametrize("body, page", [
+    ("Bad Request", 'text/plain: "Bad Request"'),
+    ("<html><title>400 Bad Request</title><body><h1>400</h1></body></html>",
+     'text/html: "400 Bad Request"'),
+    (b"\xff\x00\x1b[31m", "application/octet-stream"),
+])
+def test_400_whose_body_is_not_json(pytester, qase_server, monkeypatch, body, page):
+    qase_server.inject(path=r"/results$", status=400, times=None, body=body)
+    result, _ = _run(pytester, qase_server, monkeypatch)
+    path = _kept(result, 25, f"the server answered 400 when trying to send results to run 1 of "
+                             f"DEMO, but not as the Qase API answers ({page}): check qase_url "
+                             f"and any proxy in between")
+    assert len(qase_server.results_requests()) == 1
+    _upload_later(pytester, qase_server, path, 25)
+
+
+def test_200_page_from_a_captive_portal_is_not_taken_as_delivered(pytester, qase_server,
+                                                                  monkeypatch):
+    qase_server.inject(path=r"/results$", status=200, times=None,
+                       body="<html><title>Wi-Fi login</title></html>")
+    result, _ = _run(pytester, qase_server, monkeypatch)
+    path = _kept(result, 25, 'the server answered 200 when trying to send results to run 1 of '
+                             'DEMO, but not as the Qase API answers (text/html: "Wi-Fi login"): '
+                             'check qase_url and any proxy in between')
+    assert not qase_server.run(1)["completed"]
+    _upload_later(pytester, qase_server, path, 25)
+
+
+# ----------------------------------------------------------------------------- tests that patch
+
+# Every test in it runs with the patch of a library that fakes or blocks the network. The
+# last one waits (boundedly) for the outer test to see the first two batches in Qase: they
+# must get through while the patches are active, not only once the session is over. The
+# server drops the connection after the first batch, so a new one has to be opened then.
+PATCHED = """
+import os, time
+import pytest
+{head}
+
+def _first_batches_delivered():
+    for _ in range(750):
+        if os.path.exists({marker!r}):
+            return True
+        time.sleep(0.02)
+    return False
+
+@pytest.mark.parametrize("n", range(25))
+{decorator}def test_n(n{fixtures}):
+    {body}
+    if n == 24:
+        assert _first_batches_delivered()
+    assert n != 3
+"""
+
+RESPONSES = "import requests\nimport responses"
+PING = 'requests.get("https://api.example.test/ping").json() == {"ok": True}'
+PATCHES = {
+    "responses-decorator": dict(
+        head=RESPONSES, decorator="@responses.activate\n",
+        body=f'responses.get("https://api.example.test/ping", json={{"ok": True}})\n'
+             f'    assert {PING}'),
+    "responses-whole-module": dict(head=RESPONSES + """
+@pytest.fixture(autouse=True, scope="module")
+def _everything_mocked():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
+        mocked.get("https://api.example.test/ping", json={"ok": True})
+        yield
+""", body=f"assert {PING}"),
+    "requests-mock-fixture": dict(
+        head="import requests", fixtures=", requests_mock",
+        body=f'requests_mock.get("https://api.example.test/ping", json={{"ok": True}})\n'
+             f'    assert {PING}'),
+    "requests-mock-whole-module": dict(head="""
+import requests
+import requests_mock
+
+@pytest.fixture(autouse=True, scope="module")
+def _everything_mocked():
+    with requests_mock.Mocker() as mocked:
+        mocked.get("https://api.example.test/ping", json={"ok": True})
+        yield
+""", body=f"assert {PING}"),
+    "pytest-socket-disable-socket": dict(
+        head="import socket\nfrom pytest_socket import SocketBlockedError",
+        body="with pytest.raises(SocketBlockedError):\n        socket.socket()",
+        args=("--disable-socket", "-W", "ignore::UserWarning"), subprocess=True),
+    "pytest-socket-allow-hosts": dict(
+        head="import socket\nfrom pytest_socket import SocketConnectBlockedError",
+        body='with pytest.raises(SocketConnectBlockedError):\n'
+             '        socket.create_connection(("127.0.0.1", 9))',
+        args=("--allow-hosts=127.0.0.2", "-W", "ignore::UserWarning"), subprocess=True),
+    "http-proxy-set-by-a-test": dict(  # a dead proxy the plugin must not start using
+        head="", body='os.environ["HTTPS_PROXY"] = os.environ["ALL_PROXY"] = '
+                      '"http://127.0.0.1:9"', subprocess=True),
+}
+
+
+@contextlib.contextmanager
+def _signal_when_stored(server: QaseServer, marker: Path, count: int) -> Iterator[None]:
+    """Create ``marker`` once ``server`` stores ``count`` results, for a test to wait on."""
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(0.02):
+            if len(server.results()) >= count:
+                marker.write_text("stored")
+                return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join(5)
+
+
+@pytest.mark.parametrize("name", sorted(PATCHES))
+def test_plugin_traffic_gets_through_patching_libraries(pytester, qase_server, monkeypatch,
+                                                        name):
+    patch = dict(PATCHES[name])
+    args, in_subprocess = patch.pop("args", ()), patch.pop("subprocess", False)
+    marker = pytester.path / "stored"
+    pytester.makepyfile(test_suite=PATCHED.format(
+        marker=str(marker), **{"head": "", "decorator": "", "fixtures": "", **patch}))
+    qase_server.inject(path=r"/results$", status=None, drop=True, apply_first=True)
+    with _signal_when_stored(qase_server, marker, 20):
+        _run(pytester, qase_server, monkeypatch, *args, subprocess=in_subprocess)
+    _delivered_once(qase_server)
+    assert qase_server.duplicates_ignored == 10  # the dropped batch, resent on a new connection
+    assert qase_server.run(1)["completed"]
+
+
+def test_a_test_that_changes_the_working_directory(pytester, qase_server, monkeypatch):
+    monkeypatch.chdir(pytester.path)  # whatever the inner tests do, the outer one gets it back
+    marker = pytester.path / "stored"
+    pytester.makepyfile(test_suite=PATCHED.format(marker=str(marker), decorator="",
+                                                  fixtures=", elsewhere", body="", head="""
+@pytest.fixture
+def elsewhere(tmp_path_factory):
+    os.chdir(tmp_path_factory.mktemp("elsewhere"))  # and never back
+"""))
+    qase_server.inject(path=r"/results$", status=None, drop=True, apply_first=True)
+    with _signal_when_stored(qase_server, marker, 20):
+        _run(pytester, qase_server, monkeypatch, "--qase-report=report")
+    _delivered_once(qase_server)
+    _, results = load_report(pytester.path / "report")  # relative to where pytest started
+    assert len(results) == 25
+
+
+def test_a_test_that_clears_the_environment(pytester, qase_server, monkeypatch):
+    marker = pytester.path / "stored"
+    pytester.makepyfile(test_suite=PATCHED.format(marker=str(marker), decorator="",
+                                                  fixtures="", body="", head="""
+@pytest.fixture(autouse=True)
+def _hostile_environment():
+    os.environ.clear()  # and never restored
+    os.environ.update(HTTPS_PROXY="http://127.0.0.1:9", ALL_PROXY="http://127.0.0.1:9",
+                      REQUESTS_CA_BUNDLE="/nonexistent/ca.pem", SSL_CERT_FILE="/nonexistent",
+                      QASE_URL="https://127.0.0.2:9", TMPDIR="/nonexistent", HOME="/nonexistent")
+"""))
+    qase_server.inject(path=r"/results$", status=None, drop=True, apply_first=True)
+    # the CA comes from the environment too, and the tests remove it
+    point_at(monkeypatch, qase_server, QASE_BATCH_SIZE="10", REQUESTS_CA_BUNDLE=qase_server.ca_path)
+    with _signal_when_stored(qase_server, marker, 20):
+        result = run(pytester, None, subprocess=True)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert qase_server.token not in result.stdout.str() + result.stderr.str()
+    _delivered_once(qase_server)
+    assert qase_server.run(1)["completed"]
+
+
+def test_upload_under_freezegun_with_the_clock_in_the_past(pytester, qase_server, monkeypatch,
+                                                           tmp_path):
+    pytester.makeconftest("""
+        from freezegun import freeze_time
+
+        def pytest_collection_finish(session):
+            freeze_time("2001-01-01").start()  # for the rest of the session, its end included
+    """)
+    qase_server.inject(path=r"/results$", status=503, times=None)
+    result, elapsed = _run(pytester, qase_server, monkeypatch, QASE_MAX_WAIT="3",
+                           subprocess=True)
+    assert elapsed < 90  # the deadlines ran on the real clock
+    path = _kept(result, 25, "Qase answered 503 when trying to send results to run 1 of DEMO: "
+                             "Service Unavailable")
+    [state] = (tmp_path / "tmp").glob("pytest-qase-*/*.json")  # the rate guard's window
+    sent = json.loads(state.read_text())["sent"]
+    assert len(sent) >= 4 and min(sent) > time.time() - 600  # real times, not 2001
+    _upload_later(pytester, qase_server, path, 25)
+    assert min(r["execution"]["start_time"] for r in qase_server.results()) > time.time() - 600
