@@ -39,6 +39,7 @@ class ResultSender:
         self.stopped: Optional[ApiError] = None
         self.requests = 0
         self.split_413 = 0
+        self._accepted = (0, 0)  # most results and most bytes that one accepted request held
         self._outage_until = 0.0
         self._held = 0  # bytes of bodies in memory (the spooler adds, the sender releases)
         self._held_lock = threading.Lock()
@@ -92,13 +93,13 @@ class ResultSender:
         if clock.monotonic() < self._outage_until:
             self.parked.append(batch)
             return
+        self.packer.lower_caps(*self.client.guard.learned_caps())  # what other processes learned
         work = [batch]
         while work:
             current = work.pop()
             if len(current) > 1 and (len(current) > self.packer.max_count
                                      or batch_size(current) > self.packer.max_bytes):
-                half = len(current) // 2  # formed before a 413 taught us a lower cap
-                work.extend([current[half:], current[:half]])
+                work.extend(reversed(self._repack(current)))  # formed before a lower cap
                 continue
             try:
                 self.requests += 1
@@ -133,11 +134,9 @@ class ResultSender:
 
     def _split_413(self, batch: list[Entry]) -> list[list[Entry]]:
         self.split_413 += 1
-        if len(batch) > 1:
+        self._learn_from_413(batch)
+        if len(batch) > 1:  # equal counts: if one half passes, the count was not the reason
             half = len(batch) // 2
-            size = batch_size(batch)
-            self.packer.lower_caps(half, size - 1)
-            self.client.guard.learn_caps(half, size - 1)
             return [batch[half:], batch[:half]]
         entry = batch[0]
         for limit in HARDER_TRIM:
@@ -148,6 +147,35 @@ class ResultSender:
         self._give_up(batch, "Qase refused it as too large (413) even when trimmed")
         return []
 
+    def _learn_from_413(self, batch: list[Entry]) -> None:
+        """Lower only a cap that can explain the refusal: one big result costs no count cap.
+
+        A 413 does not say whether there were too many results or too many bytes, but a cap
+        that an accepted request already exceeded cannot be the reason. With nothing
+        accepted yet, bytes are taken as the reason: proxies cap bytes, and Qase's own count
+        cap is the largest batch allowed. The byte cap goes halfway down to the largest
+        accepted request, at most 10% at a time, so that a few 413s find it without
+        trimming results much more than needed.
+        """
+        count, size = len(batch), batch_size(batch)
+        most_results, most_bytes = self._accepted
+        count_possible = count > 1 and count > most_results
+        bytes_possible = size > most_bytes
+        if count_possible and bytes_possible and not most_results:
+            count_possible = False
+        learned_count = max(count // 2, most_results) if count_possible else None
+        learned_bytes = max((most_bytes + size) // 2, size * 9 // 10) if bytes_possible else None
+        if not count_possible and not bytes_possible and count > 1:  # the server's caps fell
+            learned_count, learned_bytes = count // 2, size - 1
+        self.packer.lower_caps(learned_count, learned_bytes)
+        self.client.guard.learn_caps(learned_count, learned_bytes)
+
+    def _repack(self, batch: list[Entry]) -> list[list[Entry]]:
+        """A batch formed under higher caps, as the fewest batches that fit the current ones."""
+        packer = Packer(self.packer.max_count, self.packer.max_bytes)
+        pieces = [piece for entry in batch for piece in packer.add(entry)]
+        return pieces + ([packer.take()] if packer.pending else [])
+
     def _redirect(self, batch: list[Entry], error: ApiError) -> None:
         if self.stopped is not None:
             self._give_up(batch, str(self.stopped))
@@ -157,6 +185,8 @@ class ResultSender:
             self.last_error = error
 
     def _acknowledge(self, batch: list[Entry]) -> None:
+        self._accepted = (max(self._accepted[0], len(batch)),
+                          max(self._accepted[1], batch_size(batch)))
         self._release(batch)
         self.delivered += len(batch)
         if self.spool is not None:
