@@ -9,8 +9,9 @@ every runtime call is a no-op that costs one global read.
 
 from __future__ import annotations
 
+import operator
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
@@ -51,12 +52,23 @@ class ItemContext:
         """On the innermost open step, or on the result when no step is open."""
         (self.stack[-1].attachments if self.stack else self.attachments).append(attachment)
 
+    def is_empty(self) -> bool:
+        """True while no runtime call recorded anything (every field still at its default).
+
+        Lets the result skip the metadata readers for the common test that uses none.
+        """
+        return not any(_recorded_values(self))
+
     def take_attempt(self) -> tuple[list[Step], list[Attachment]]:
         """Steps and attachments so far, handed to a finished attempt (reruns) and cleared."""
         steps, attachments = self.steps, self.attachments
         self.steps, self.attachments, self.stack = [], [], []
         return steps, attachments
 
+
+# what runtime calls fill in (``store`` and ``thread_id`` are set by the session itself)
+_recorded_values = operator.attrgetter(
+    *(f.name for f in fields(ItemContext) if f.name not in ("store", "thread_id")))
 
 _active: Optional[ItemContext] = None
 

@@ -1,7 +1,8 @@
 """pytest entry point: registers options and the marker, and the reporting object when on.
 
 Like pytest-reportlog, nothing but option parsing happens unless ``--qase`` (or its ini or
-environment twin) is on, so an installed but unused plugin costs nothing.
+environment twin) is on, so an installed but unused plugin costs nothing: the reporting
+modules (and ``requests``, which they need) are imported only once the plugin is on.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import pytest
 
 from . import marks, settings
-from .session import QaseSession
 
 PLUGIN_NAME = "qase-session"
 
@@ -32,6 +32,8 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     if resolved.strict and resolved.errors:
         raise pytest.UsageError("qase: " + "\nqase: ".join(resolved.errors))
+    from .session import QaseSession  # here, not at the top: off costs no import
+
     config.pluginmanager.register(QaseSession(config, resolved), PLUGIN_NAME)
 
 

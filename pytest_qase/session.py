@@ -19,7 +19,7 @@ from .client import ApiError, QaseClient
 from .links import run_link
 from .local_report import LocalReport
 from .ratelimit import RateGuard, state_directory
-from .results import SKIPPED, Outcome, Result
+from .results import SKIPPED, Outcome, Result, has_qase_marks
 from .runs import run_title
 from .sender import ResultSender
 from .settings import Settings, default_report_dir
@@ -194,7 +194,7 @@ class QaseSession:
     def pytest_pycollect_makeitem(self, collector: Any, name: str, obj: Any) -> Any:
         made = yield
         for item in made if isinstance(made, list) else [made]:
-            if isinstance(item, pytest.Item):
+            if isinstance(item, pytest.Item) and has_qase_marks(item):  # one walk, not seven
                 marks.check_item(item)
         return made
 
@@ -233,8 +233,10 @@ class QaseSession:
                     if not result.ignore:  # qase.ignore: the test ran, nothing is reported
                         status.apply_rules(result, self.settings,
                                            status.xfail_kind(outcome.phases))
-                        if item.config.hook.pytest_qase_result(item=item,
-                                                               result=result) is not False:
+                        hook = item.config.hook.pytest_qase_result
+                        # no implementation: nothing can drop the result, skip the hook call
+                        if not hook.get_hookimpls() or hook(item=item,
+                                                            result=result) is not False:
                             self.submit(result)
                 except Exception as exc:
                     self._fail(f"could not record {item.nodeid}: {type(exc).__name__}: {exc}")

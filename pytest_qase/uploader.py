@@ -3,8 +3,14 @@
 The test thread only calls ``submit`` (a non-blocking queue put). A spooler thread turns
 each result into its report file, its spool line and its place in a batch; a sender
 thread delivers full batches. Two threads, so that a slow or failing server never delays
-spooling: what a test finished is on disk within milliseconds, even if the process dies
-right after. ``close`` flushes within a bounded time.
+spooling: what a test finished is on disk within milliseconds (``SPOOL_PAUSE`` at most,
+plus the work), even if the process dies right after. ``close`` flushes within a bounded
+time.
+
+Once the spooler has caught up it pauses for ``SPOOL_PAUSE`` before it looks again, so it
+takes the results of many short tests in one go: waking it (and handing the GIL back and
+forth) for every result would cost the test thread more than the spooling itself.
+``wait_spooled`` and ``close`` cut the pause short.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from .sender import ResultSender
 
 FLUSH_INTERVAL = 10.0  # send a partial batch once its oldest result waited this long
 BATCH_DEADLINE = 60.0  # retries of one batch during the session; the rest waits for the end
+SPOOL_PAUSE = 0.02  # the spooler's rest once it caught up: results gather, one wake-up takes all
 
 _STOP = object()
 
@@ -75,6 +82,7 @@ class Uploader:
         self.submitted = 0  # counted by the test thread
         self._spooled = 0  # results taken and on disk (spool flushed, report file written)
         self._spooled_changed = threading.Condition()
+        self._nudge = threading.Event()  # ends the spooler's pause (wait_spooled, close)
 
     def start(self) -> None:
         self._threads[0].start()
@@ -94,6 +102,7 @@ class Uploader:
         wanted = self.submitted
         if self._spooled >= wanted:
             return True
+        self._nudge.set()
         deadline = clock.Deadline(timeout)
         with self._spooled_changed:
             while self._spooled < wanted and self._threads[0].is_alive():
@@ -106,6 +115,7 @@ class Uploader:
         """Flush and stop within ``max_wait`` seconds; True when everything finished."""
         self._closing = clock.Deadline(max_wait)
         self._results.put(_STOP)
+        self._nudge.set()
         for thread in self._threads:
             if thread.is_alive():
                 thread.join(timeout=self._closing.remaining() + 5.0)
@@ -135,6 +145,8 @@ class Uploader:
                 self._flush_spool()
                 self._upload_files()
                 self._flush_spool()
+                self._nudge.wait(SPOOL_PAUSE)  # let the next results gather (see above)
+                self._nudge.clear()
         self._upload_files()
         self._hand_over_partial()
         self._batches.put(_STOP)
