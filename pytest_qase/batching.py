@@ -10,10 +10,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, Optional, Protocol
 
-from .results import to_json_bytes
+from .results import TRIM_MARKER, cut_middle, to_json_bytes
 
 ENVELOPE = len(b'{"results":[]}')
-TRIM_MARKER = "\n\n... [{} characters cut by pytest-qase] ...\n\n"
 MIN_TEXT = 2048
 
 
@@ -86,16 +85,6 @@ class Packer:
             self.max_bytes = max(MIN_TEXT * 4, min(self.max_bytes, size))
 
 
-def cut_middle(text: str, limit: int) -> str:
-    """Keep the head and the tail of a long text, with a visible marker in between."""
-    if len(text) <= limit:
-        return text
-    keep = max(0, limit - len(TRIM_MARKER) - 10)
-    head, tail = keep // 2, keep - keep // 2
-    cut = len(text) - head - tail
-    return text[:head] + TRIM_MARKER.format(cut) + (text[-tail:] if tail else "")
-
-
 def trim(payload: dict[str, Any], limit: int) -> bytes:
     """Serialize a result within ``limit`` bytes by cutting its long texts, never dropping it."""
     body = to_json_bytes(payload)
@@ -111,8 +100,7 @@ def trim(payload: dict[str, Any], limit: int) -> bytes:
         longest = max(texts, key=lambda t: len(t[0].get(t[1]) or ""))
         value = longest[0].get(longest[1]) or ""
         if len(value) > MIN_TEXT:
-            # bytes and characters differ for non-ASCII text: cut a little more than needed
-            longest[0][longest[1]] = cut_middle(value, max(MIN_TEXT, len(value) - excess * 2))
+            longest[0][longest[1]] = cut_middle(value, _fitting_length(value, excess))
         elif payload.get("steps"):
             payload["steps"] = payload["steps"][: len(payload["steps"]) // 2]
         elif payload.get("params"):
@@ -121,3 +109,15 @@ def trim(payload: dict[str, Any], limit: int) -> bytes:
             break
         body = to_json_bytes(payload)
     return body
+
+
+def _fitting_length(text: str, excess: int) -> int:
+    """How many characters of ``text`` to keep so that its JSON is ``excess`` bytes shorter.
+
+    Characters and JSON bytes differ (non-ASCII text, escaped control characters), so the
+    cut is scaled by this text's own bytes per character, with a small margin: one pass
+    usually fits, and the text keeps all it can rather than a fixed minimum.
+    """
+    encoded = len(to_json_bytes(text))
+    wanted = encoded - excess - len(TRIM_MARKER) - 64
+    return max(MIN_TEXT, int(wanted * len(text) / encoded * 0.98))

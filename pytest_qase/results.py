@@ -23,7 +23,11 @@ from .context import ItemContext
 
 MAX_PARAM_CHARS = 1024
 MAX_MESSAGE_CHARS = 2000
+# a stack trace longer than this is cut in the middle when the result is built, so that a
+# 50 MB assertion message costs neither memory in the queue nor a 50 MB report file
+MAX_TRACE_CHARS = 1_000_000
 TRUNCATED = "...[truncated]"
+TRIM_MARKER = "\n\n... [{} characters cut by pytest-qase] ...\n\n"
 # a memory address in a repr: "<f at 0x7f3a...>" (the default) or "<tag @ 139628485703296>"
 _MEMORY_ADDRESS = re.compile(r" (?:at|@) (?:0x[0-9a-fA-F]+|[0-9]{6,})(?=>)")
 QASE_MARK_PREFIX = "qase_"  # every marker of the plugin (qase_id, qase_title, ...) starts so
@@ -258,6 +262,16 @@ def _signature(base: str, case_ids: list[int], params: dict[str, str]) -> str:
     return signature
 
 
+def cut_middle(text: str, limit: int) -> str:
+    """Keep the head and the tail of a long text, with a visible marker in between."""
+    if len(text) <= limit:
+        return text
+    keep = max(0, limit - len(TRIM_MARKER) - 10)
+    head, tail = keep // 2, keep - keep // 2
+    cut = len(text) - head - tail
+    return text[:head] + TRIM_MARKER.format(cut) + (text[-tail:] if tail else "")
+
+
 def _first_line(text: str) -> str:
     for line in text.strip().splitlines():
         if line.strip():
@@ -269,7 +283,8 @@ def _crash_message(report: pytest.TestReport) -> str:
     longrepr = report.longrepr
     if isinstance(longrepr, tuple) and len(longrepr) == 3:  # a skip: (path, line, reason)
         reason = str(longrepr[2])
-        return reason[len("Skipped: "):] if reason.startswith("Skipped: ") else reason
+        reason = reason[len("Skipped: "):] if reason.startswith("Skipped: ") else reason
+        return reason[:MAX_MESSAGE_CHARS]
     crash = getattr(longrepr, "reprcrash", None)
     if crash is not None and getattr(crash, "message", None):
         return _first_line(crash.message)
@@ -280,9 +295,10 @@ def _trace(report: pytest.TestReport) -> Optional[str]:
     if report.longrepr is None or report.skipped:
         return None
     try:
-        return report.longreprtext
+        text = report.longreprtext
     except Exception:  # a longrepr pytest itself cannot render
-        return str(report.longrepr)
+        text = str(report.longrepr)
+    return cut_middle(text, MAX_TRACE_CHARS)
 
 
 def _nodeid_names(nodeid: str) -> tuple[str, list[str], str]:
@@ -312,7 +328,8 @@ def crash_result(report: pytest.TestReport, thread: str,
     title, suites, base = _nodeid_names(nodeid)
     return Result(title=title, signature=base, status=FAILED, start_time=stop, end_time=stop,
                   duration_ms=0, nodeid=nodeid, message=message,
-                  stacktrace=str(report.longrepr or ""), thread=thread, suites=suites)
+                  stacktrace=cut_middle(str(report.longrepr or ""), MAX_TRACE_CHARS),
+                  thread=thread, suites=suites)
 
 
 class Outcome:
@@ -413,7 +430,7 @@ class Outcome:
             nodeid=nodeid,
             case_ids=case_ids,
             message=message or None,
-            stacktrace="\n\n".join(traces) or None,
+            stacktrace=cut_middle("\n\n".join(traces), MAX_TRACE_CHARS) or None,
             thread=thread,
             suites=suites,
             params=params,
