@@ -121,20 +121,24 @@ class Result:
     warnings: list[str] = field(default_factory=list)  # shown in the summary, never sent
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
+    def _execution(self) -> dict[str, Any]:
+        """The ``execution`` object: the same in the API body and in the report file."""
+        return {
+            "status": self.status,
+            "start_time": round(self.start_time, 3),
+            "end_time": round(self.end_time, 3),
+            "duration": self.duration_ms,
+            "stacktrace": self.stacktrace,
+            "thread": self.thread,
+        }
+
     def to_api(self) -> dict[str, Any]:
         """The body of one result in ``POST /v2/{code}/run/{id}/results``."""
         payload: dict[str, Any] = {
             "id": self.id,
             "title": self.title,
             "signature": self.signature,
-            "execution": {
-                "status": self.status,
-                "start_time": round(self.start_time, 3),
-                "end_time": round(self.end_time, 3),
-                "duration": self.duration_ms,
-                "stacktrace": self.stacktrace,
-                "thread": self.thread,
-            },
+            "execution": self._execution(),
             "fields": dict(self.fields),
             "steps": [step.to_api() for step in self.steps],
             "steps_type": "classic",
@@ -161,14 +165,7 @@ class Result:
             "title": self.title,
             "signature": self.signature,
             "testops_ids": list(self.case_ids) or None,
-            "execution": {
-                "status": self.status,
-                "start_time": round(self.start_time, 3),
-                "end_time": round(self.end_time, 3),
-                "duration": self.duration_ms,
-                "stacktrace": self.stacktrace,
-                "thread": self.thread,
-            },
+            "execution": self._execution(),
             "fields": dict(self.fields),
             "attachments": _report_attachments(self.attachments),
             "steps": [step.to_report() for step in self.steps],
