@@ -78,10 +78,10 @@ PACKAGES: dict[str, Package] = {
 
 def param_text(value: Any) -> str:
     """A parameter as pytest-qase sends it: strings as they are, anything else by repr
-    without a default repr's memory address."""
+    without a memory address (`` at 0x..`` or `` @ 1234567``) before its ``>``."""
     try:
-        text = value if isinstance(value, str) else re.sub(r" at 0x[0-9a-fA-F]+(?=>)", "",
-                                                            repr(value))
+        text = value if isinstance(value, str) else re.sub(
+            r" (?:at|@) (?:0x[0-9a-fA-F]+|[0-9]{6,})(?=>)", "", repr(value))
     except Exception as exc:  # a broken __repr__ must not stop the recorder
         text = f"<{type(value).__name__} object: repr failed: {type(exc).__name__}>"
     if len(text) > MAX_PARAM_CHARS:
