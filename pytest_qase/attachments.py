@@ -16,11 +16,10 @@ import os
 import re
 import shutil
 import threading
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional, Union
 
-from . import clock
+from . import clock, ids
 
 MAX_FILE_BYTES = 32 * 1024 * 1024
 MAX_REQUEST_BYTES = 128 * 1024 * 1024
@@ -37,7 +36,7 @@ def _megabytes(size: int) -> str:
 def safe_name(name: str) -> str:
     """A file name safe in any folder: no separators, no control characters, not empty."""
     base = os.path.basename(str(name).replace("\\", "/")) or "attachment"
-    base = re.sub(r"[\x00-\x1f/:*?\"<>|]", "_", base)
+    base = re.sub(r"[\x00-\x1f/:*?\"<>|\ud800-\udfff]", "_", base)  # lone surrogates too
     return base[:120] or "attachment"
 
 
@@ -53,7 +52,7 @@ class Attachment:
     owned: bool = False
     hash: Optional[str] = None
     report_entry: Optional[dict[str, Any]] = None
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = field(default_factory=ids.new_id)
 
     def read(self) -> bytes:
         if self.content is not None:
@@ -86,7 +85,7 @@ class AttachmentStore:
     def _target(self, filename: str) -> str:
         with self._lock:
             os.makedirs(self.directory, exist_ok=True)
-        return os.path.join(self.directory, f"{uuid.uuid4().hex}-{safe_name(filename)}")
+        return os.path.join(self.directory, f"{ids.new_uuid().hex}-{safe_name(filename)}")
 
     def write(self, content: bytes, filename: str) -> str:
         target = self._target(filename)
@@ -134,6 +133,9 @@ def capture(path: Optional[Union[str, os.PathLike]] = None, mime: Optional[str] 
         return attachment
     if path is None:
         raise ValueError("give a file path, or content= with the bytes or text to attach")
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"the path must be text or a path, not {type(path).__name__} "
+                         "(for content, use content=); nothing was attached")
     source = os.fspath(path)
     try:
         size = os.path.getsize(source)

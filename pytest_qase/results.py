@@ -11,14 +11,13 @@ import functools
 import json
 import os
 import re
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import pytest
 
 from . import attachments as attachment_files
-from . import clock, marks, metadata
+from . import clock, ids, marks, metadata
 from .context import ItemContext
 
 MAX_PARAM_CHARS = 1024
@@ -48,7 +47,7 @@ class Step:
     comment: Optional[str] = None
     steps: list[Step] = field(default_factory=list)
     attachments: list[Any] = field(default_factory=list)
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = field(default_factory=ids.new_id)
 
     def duration_ms(self) -> int:
         return max(0, int(round((self.end_time - self.start_time) * 1000)))
@@ -119,7 +118,7 @@ class Result:
     attachments: list[Any] = field(default_factory=list)
     ignore: bool = False  # qase.ignore: the test ran, nothing is reported
     warnings: list[str] = field(default_factory=list)  # shown in the summary, never sent
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = field(default_factory=ids.new_id)
 
     def _execution(self) -> dict[str, Any]:
         """The ``execution`` object: the same in the API body and in the report file."""

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from typing import TYPE_CHECKING, Any, Optional
 
 import pytest
 
-from . import status
+from . import ids, status
 from .results import crash_result
 from .spool import spool_counts
 from .upload import deliver_spools
@@ -81,7 +80,7 @@ def claim_session_dir(config: pytest.Config, sessions: str) -> str:
     option = config.option
     testrunuid = getattr(option, "testrunuid", None) if is_controller(config) else None
     if not testrunuid:
-        testrunuid = uuid.uuid4().hex
+        testrunuid = ids.new_uuid().hex
         if is_controller(config):
             option.testrunuid = testrunuid
     os.makedirs(sessions, mode=0o700, exist_ok=True)
@@ -92,12 +91,13 @@ def claim_session_dir(config: pytest.Config, sessions: str) -> str:
             os.mkdir(path, 0o700)
             return path
         except FileExistsError:
-            name = f"{testrunuid}-{uuid.uuid4().hex[:8]}"
+            name = f"{testrunuid}-{ids.new_uuid().hex[:8]}"
 
 
 def hand_back(owner: QaseSession, workeroutput: dict[str, Any]) -> None:
     """A worker's totals, for the controller: in ``workeroutput`` and in a totals file."""
     totals = dict(owner.totals, requests=owner.own_requests(), reasons=owner.reasons[:5],
+                  problems=owner.problems[:20], broken=owner.broken,
                   warnings=owner.warnings[:20], spools=owner.kept_spools,
                   plan_deselected=owner.plan_deselected, worker=thread_name())
     workeroutput[WORKERINPUT_KEY] = totals

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -15,7 +16,17 @@ from pathlib import Path
 
 import pytest
 from qase_server import QaseServer
-from support import by_title, clean_environment, load_report, point_at, qase_lines, run
+from support import (
+    assert_clean,
+    by_title,
+    clean_environment,
+    finished,
+    load_report,
+    point_at,
+    qase_lines,
+    run,
+    start,
+)
 
 SUITE = """
 import pytest
@@ -124,6 +135,16 @@ def test_server_down_for_the_session_then_upload(pytester, qase_server, monkeypa
     assert qase_server.duplicates_ignored == 25
     assert qase_server.run(1)["completed"]
     assert qase_server.token not in first.stdout + first.stderr
+
+
+def test_upload_of_a_file_that_is_not_a_spool_leaves_it_alone(pytester, qase_server):
+    """Naming the wrong file (a report's run.json) is an error; the file is not removed."""
+    wrong = pytester.path / "run.json"
+    wrong.write_text('{"title": "a report, not a spool"}\n')
+    done = _upload(pytester, qase_server, str(wrong))
+    assert done.returncode == 1
+    assert f"qase: error: {wrong} is not a spool file of pytest-qase" in done.stderr
+    assert wrong.exists() and qase_server.requests == []
 
 
 def test_token_revoked_mid_run_stops_sending(pytester, qase_server, monkeypatch):
@@ -528,3 +549,70 @@ def test_upload_under_freezegun_with_the_clock_in_the_past(pytester, qase_server
     assert len(sent) >= 4 and min(sent) > time.time() - 600  # real times, not 2001
     _upload_later(pytester, qase_server, path, 25)
     assert min(r["execution"]["start_time"] for r in qase_server.results()) > time.time() - 600
+
+
+def test_tests_that_fix_uuid4_and_urandom_still_get_one_result_each(pytester, qase_server,
+                                                                    monkeypatch):
+    """Result ids are Qase's idempotency keys: a suite that pins ``uuid.uuid4`` and
+    ``os.urandom`` (for reproducible data) must not make its results, steps and attachment
+    copies share ids, which would make Qase keep one result of five."""
+    (pytester.path / "test_suite.py").unlink()  # only the pinned tests here
+    pytester.makepyfile(test_ids="""
+        import uuid
+        from unittest import mock
+        import pytest
+        from pytest_qase import qase
+
+        @pytest.fixture(scope="session", autouse=True)
+        def pinned_ids():
+            with mock.patch("uuid.uuid4", return_value=uuid.UUID(int=1)), \\
+                    mock.patch("os.urandom", return_value=b"\\\\0" * 16):
+                yield
+
+        @pytest.mark.parametrize("i", range(5))
+        def test_pinned(i):
+            qase.attach(content=f"log of test {i}", filename="log.txt")
+            with qase.step(f"step {i}"):
+                pass
+    """)
+    point_at(monkeypatch, qase_server)
+    result = run(pytester, qase_server, "--qase-report=report")
+    assert result.ret == 0
+    stored = qase_server.results()
+    assert len(stored) == len({r["id"] for r in stored}) == 5
+    assert len({r["attachments"][0] for r in stored}) == 5
+    _, local = load_report(pytester.path / "report")
+    assert len({r["id"] for r in local}) == 5
+    assert len({s["id"] for r in local for s in r["steps"]}) == 5
+    copies = sorted(p.read_text() for p in (pytester.path / "report" / "attachments").iterdir())
+    assert copies == [f"log of test {i}" for i in range(5)]
+    assert_clean(qase_server)
+
+
+def test_ctrl_c_while_the_last_results_are_sent(pytester, qase_server, monkeypatch):
+    """The server is slow at the end and the user presses Ctrl-C: no traceback, the
+    summary says what happened and where the results wait; nothing is lost."""
+    qase_server.inject(path=r"/results$", status=None, delay=30, times=None)
+    point_at(monkeypatch, qase_server)
+    process = start(pytester, qase_server, log="slow.log", new_session=True)
+    log = pytester.path / "slow.log"
+    end = time.monotonic() + 60
+    while "[100%]" not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < end and process.poll() is None, "the tests never finished"
+        time.sleep(0.05)
+    time.sleep(0.5)  # in the final flush now, waiting for the slow answer
+    started = time.monotonic()
+    os.killpg(process.pid, signal.SIGINT)
+    code, lines = finished(process, pytester, log="slow.log", timeout=60)
+    assert time.monotonic() - started < 15
+    assert code == pytest.ExitCode.TESTS_FAILED, lines[-20:]  # pytest's: test_n[3] failed
+    assert not [line for line in lines if "Traceback" in line or "INTERNALERROR" in line]
+    qase = [line for line in lines if line.startswith("qase:")]
+    assert any(line.startswith("qase: ") and "were not delivered: interrupted (Ctrl-C) while "
+               "the last results were sent" in line for line in qase), qase
+    [path] = [line.split(" upload ", 1)[1] for line in qase if " upload " in line]
+    qase_server.clear_faults()
+    done = _upload(pytester, qase_server, path)
+    assert done.returncode == 0, done.stderr
+    # the slow request may have been stored after all: the upload's resend creates nothing twice
+    assert len(qase_server.results()) == len(by_title(qase_server)) == 25
