@@ -18,6 +18,7 @@ from .links import run_link
 from .ratelimit import RateGuard
 from .runs import run_body, run_title
 from .settings import OPTIONS, Option, Settings, Sources, dest, parse_bool, resolve_from
+from .spool import spool_files
 from .upload import deliver_spools
 
 # Flags every command takes; ``run create`` also takes every setting of the run it creates.
@@ -61,10 +62,13 @@ def _settings(args: argparse.Namespace) -> Optional[Settings]:
     settings.enabled = True
     for problem in settings.errors:
         print(f"qase: error: {problem}", file=sys.stderr)
-    if settings.errors:
+    if settings.upload_refused:  # token, project, address or CA: nothing can be sent
         return None
     if settings.token is None:
-        print("qase: error: no API token: set QASE_API_TOKEN in the environment", file=sys.stderr)
+        why = "no API token: set QASE_API_TOKEN in the environment"
+        if settings.origins.get("enabled") == "$QASE_MODE":  # QASE_MODE=report drops the token
+            why = "QASE_MODE=report means the local report only: unset QASE_MODE to upload"
+        print(f"qase: error: {why}", file=sys.stderr)
         return None
     return settings
 
@@ -119,7 +123,8 @@ def _create_run(settings: Settings, project: str, client: QaseClient,
     run_id = client.create_run(project, built.body, deadline)
     print(run_id, flush=True)
     print(f"qase: created run {run_id} ({project}): {run_link(settings.url, project, run_id)}; "
-          f"complete it with: python -m pytest_qase run complete {run_id}", file=sys.stderr)
+          f"complete it with: python -m pytest_qase run complete {run_id} --qase-project={project}",
+          file=sys.stderr)
     return 0
 
 
@@ -128,6 +133,11 @@ def _upload(args: argparse.Namespace, settings: Settings, client: QaseClient,
     if not os.path.exists(args.path):
         print(f"qase: error: {args.path} does not exist (a spool is removed once every result "
               "in it was delivered)", file=sys.stderr)
+        return 1
+    if not spool_files(args.path):
+        print(f"qase: error: {args.path} is not a spool file of pytest-qase, nor a folder that "
+              "holds one: name the path the summary printed after 'deliver them later with'",
+              file=sys.stderr)
         return 1
     outcome = deliver_spools(args.path, client, batch_size=settings.batch_size,
                              max_bytes=settings.max_request_bytes, deadline=deadline,

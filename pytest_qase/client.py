@@ -27,7 +27,9 @@ from . import __version__, clock
 from .ratelimit import RateGuard
 from .settings import Secret
 
-TRANSIENT_STATUSES = {408, 429, 500, 502, 503, 504}
+# 520-524: a CDN in front of the API (Cloudflare) could not reach it or timed out
+TRANSIENT_STATUSES = {408, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524}
+LAST_ATTEMPT_TIMEOUT = 2.0  # seconds a request may take once its deadline is spent
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
 DEFAULT_RETRY_AFTER = 60.0
@@ -204,15 +206,16 @@ def _not_found_hint(action: str) -> str:
 
 
 def describe(status: int, action: str, server_message: str,
-             page: Optional[str] = None) -> str:
+             page: Optional[str] = None, location: str = "") -> str:
     """The one line a user reads for an unsuccessful answer.
 
     ``page`` says what came instead of the Qase API's JSON (a proxy's HTML page, an empty
     body): such a status says little about Qase, and the line says so.
     """
     if 300 <= status < 400:
-        return (f"the server redirected the request to {action} ({status}); redirects are not "
-                "followed so the token cannot leak: set qase_url to the final address")
+        to = f" to {location}" if location else ""
+        return (f"the server redirected the request to {action}{to} ({status}); redirects are "
+                "not followed so the token cannot leak: set qase_url to the Qase API address")
     if page is not None and (status >= 500 or status in TRANSIENT_STATUSES):
         return (f"the server answered {status} when trying to {action} ({page}): Qase or a "
                 "proxy in between failed")
@@ -328,12 +331,16 @@ class QaseClient:
     def _attempt(self, method: str, path: str, action: str, deadline: clock.Deadline,
                  body: Optional[bytes], files: Any, params: Any) -> Any:
         if not self.guard.acquire(deadline):
+            # transient: the batch waits for the end of the session (qase_max_wait), it
+            # does not stop sending the way a refusal does
             return ApiError(f"gave up waiting for the rate limit when trying to {action}",
-                            transient=False)
+                            transient=True)
         headers = {"Token": self._token.reveal()}
         if body is not None:
             headers["Content-Type"] = "application/json"
-        timeout = max(0.5, min(self.timeout, deadline.remaining() or self.timeout))
+        # a spent deadline (qase_max_wait=0, or the end of a long flush) still allows one
+        # short attempt, never the full qase_timeout
+        timeout = min(self.timeout, max(deadline.remaining(), LAST_ATTEMPT_TIMEOUT))
         self.requests_made += 1
         try:
             response = self._session.request(
@@ -347,7 +354,7 @@ class QaseClient:
             return ApiError("the API token contains characters that cannot be sent in a header")
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
             error = ApiError(f"could not reach {self.url} when trying to {action}: "
-                             f"{type(exc).__name__}", transient=True)
+                             f"{_short(exc)}", transient=True)
             error.ambiguous = not _surely_unsent(exc)
             return error
         except requests.exceptions.RequestException as exc:
@@ -372,7 +379,8 @@ class QaseClient:
             self.rate_limited += 1
             retry_after = parse_retry_after(headers_in.get("Retry-After"))
             self.guard.block_until(clock.now() + retry_after)
-        return ApiError(describe(status, action, message, page), status,
+        location = clean_text(headers_in.get("Location", ""), secret, 200)
+        return ApiError(describe(status, action, message, page, location), status,
                         transient=status in TRANSIENT_STATUSES, retry_after=retry_after,
                         fields=fields)
 
@@ -387,10 +395,14 @@ class QaseClient:
 
         reply = self.call("POST", f"/v1/run/{code}", f"create a run in project {code}",
                           deadline, body=to_json_bytes(body), idempotent=False)
+        if reply.page is not None:  # a captive portal's page: no run was created
+            raise ApiError(describe(reply.status, f"create a run in project {code}", "",
+                                    reply.page), reply.status)
         try:
             return int(reply.data["result"]["id"])
         except (KeyError, TypeError, ValueError):
-            raise ApiError("Qase created a run but its answer had no run id") from None
+            raise ApiError("Qase answered the request to create a run without a run id") \
+                from None
 
     def get_run(self, code: str, run_id: int, deadline: clock.Deadline) -> dict[str, Any]:
         reply = self.call("GET", f"/v1/run/{code}/{run_id}", f"read run {run_id} of {code}",
@@ -437,6 +449,21 @@ def _surely_unsent(exc: Exception) -> bool:
     return "NewConnectionError" in text or "Connection refused" in text
 
 
+_POOL = re.compile(r"\w*(?:Pool|Connection)\(host=[^)]*\): ")
+_WRAPPED = re.compile(r"^\w+\(([\"'])(.*)\1\)$")
+_CAUSE = re.compile(r"\(Caused by (.*)\)$")
+_OBJECT = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>: ")
+_SSL_REASON = re.compile(r"\[SSL[^\]]*\] ([^'\"(]+)")
+
+
 def _short(exc: Exception) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:300]
+    """What went wrong, without urllib3's wrapping (pools, retries, object reprs)."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    reason = _SSL_REASON.search(text)
+    if reason:  # "certificate verify failed: unable to get local issuer certificate"
+        return reason.group(1).strip()
+    cause = _CAUSE.search(text)
+    text = _OBJECT.sub("", _POOL.sub("", cause.group(1) if cause else text))
+    wrapped = _WRAPPED.match(text)  # NewConnectionError("...") -> ...
+    text = wrapped.group(2) if wrapped else text
+    return (text or type(exc).__name__)[:300]

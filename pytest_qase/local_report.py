@@ -52,10 +52,11 @@ class LocalReport:
                 problem = copy_for_report(attachment, folder)
                 if problem:
                     warnings.append(problem)
+        content = to_json_bytes(result.to_report())  # first: a result that fails leaves no file
         path = os.path.join(self.results_dir, f"{result.id}.json")
         temporary = path + ".tmp"
         with open(temporary, "wb") as handle:
-            handle.write(to_json_bytes(result.to_report()))
+            handle.write(content)
         os.replace(temporary, path)
         self.written += 1
         return warnings

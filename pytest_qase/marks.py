@@ -44,7 +44,7 @@ def case_ids(item: pytest.Item) -> list[int]:
                 if checked not in ids:
                     ids.append(checked)
         if not mark.args:
-            raise CaseIdError("no id given")
+            raise CaseIdError("(none given)")
         return ids
     return []
 

@@ -7,11 +7,26 @@ modules (and ``requests``, which they need) are imported only once the plugin is
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from . import marks, settings
 
 PLUGIN_NAME = "qase-session"
+OFF_NOTICE_NAME = PLUGIN_NAME + "-off"
+
+
+class OffNotice:
+    """Says, at the end (also under ``-q``), why a setting meant to turn the plugin on left
+    it off."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        for line in self.lines:
+            terminalreporter.write_line(line)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -29,6 +44,11 @@ def pytest_configure(config: pytest.Config) -> None:
     marks.register(config)
     resolved = settings.resolve(config)
     if not resolved.enabled:
+        unreadable = [e for e in resolved.errors if e.startswith("enabled from ")]
+        if unreadable:
+            config.pluginmanager.register(OffNotice(
+                [f"qase: error: {e}; the plugin stays off" for e in unreadable]),
+                OFF_NOTICE_NAME)
         return
     if resolved.strict and resolved.errors:
         raise pytest.UsageError("qase: " + "\nqase: ".join(resolved.errors))
@@ -38,7 +58,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    for name in (PLUGIN_NAME + "-xdist", PLUGIN_NAME + "-xdist-worker", PLUGIN_NAME):
+    for name in (PLUGIN_NAME + "-xdist", PLUGIN_NAME + "-xdist-worker", PLUGIN_NAME,
+                 OFF_NOTICE_NAME):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin, name)

@@ -24,7 +24,7 @@ from .runs import run_title
 from .sender import ResultSender
 from .settings import Settings, default_report_dir
 from .spool import Spool
-from .uploader import Uploader
+from .uploader import REPORT_FAILED, Uploader
 
 START_DEADLINE = 60.0  # checking the project and creating the run at the start
 
@@ -60,6 +60,7 @@ class QaseSession:
         self.plan_cases: Optional[frozenset[int]] = None  # --qase-plan-only: the plan's cases
         self.plan_deselected = 0
         self.public_url: Optional[str] = None
+        self.report_total: Optional[int] = None  # result files in the local report at the end
         self.attachment_store: Optional[AttachmentStore] = None
         self.warnings: list[str] = []
 
@@ -77,6 +78,8 @@ class QaseSession:
             else:
                 self.xdist = xdist.XdistController.attach(self)  # hands workers the run
                 self._start_owner()
+                if self.config.getoption("collectonly", False):
+                    return
             self.uploader = self._make_uploader()
             self.uploader.start()
         except Exception as exc:  # never an INTERNALERROR: report and carry on without us
@@ -87,7 +90,9 @@ class QaseSession:
         settings = self.settings
         self.session_dir = xdist.claim_session_dir(
             self.config, os.path.join(state_directory(), "sessions"))
-        if settings.can_upload:
+        if settings.can_upload and self.config.getoption("collectonly", False):
+            self.client = self._make_client()  # only to read the plan of --qase-plan-only
+        elif settings.can_upload:
             try:
                 self._open_run()
             except Exception as error:  # whatever failed, the results go to the local report
@@ -96,19 +101,27 @@ class QaseSession:
                 self.problems.append(f"{text}; the local report is written instead")
                 self.client = None
         self._read_plan()
+        if self.config.getoption("collectonly", False):
+            return  # --collect-only: no run, no report, nothing to send
         report_dir = settings.report_dir
         if report_dir is None and self.client is None:
             report_dir = default_report_dir(self.config)
         if report_dir is not None:
-            self.report = LocalReport(report_dir)
-            self.report.prepare()
+            try:
+                self.report = LocalReport(report_dir)
+                self.report.prepare()
+            except OSError as exc:  # the upload, if any, goes on without the report
+                self.report = None
+                self.problems.append(f"{REPORT_FAILED} in {report_dir}: {exc}; set "
+                                     "qase_report_dir (--qase-report) to a folder you can "
+                                     "write to")
         if self.client is not None and self.run_id is not None:
             self.sender = self._make_sender()
 
     def _open_run(self) -> None:
         settings = self.settings
         assert settings.token is not None and settings.project is not None
-        deadline = clock.Deadline(min(START_DEADLINE, settings.max_wait or START_DEADLINE))
+        deadline = clock.Deadline(min(START_DEADLINE, settings.max_wait))
         self.client = self._make_client()
         self.client.get_project(settings.project, deadline)
         if self.run_id is not None:
@@ -131,7 +144,7 @@ class QaseSession:
             self.problems.append(f"test plan {settings.plan_id} cannot be read without a "
                                  "working upload (token and project); every test runs")
             return
-        deadline = clock.Deadline(min(START_DEADLINE, settings.max_wait or START_DEADLINE))
+        deadline = clock.Deadline(min(START_DEADLINE, settings.max_wait))
         try:
             self.plan_cases = frozenset(plan.read_plan_cases(
                 self.client, settings.project, settings.plan_id, deadline))
@@ -198,6 +211,21 @@ class QaseSession:
                 marks.check_item(item)
         return made
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_make_collect_report(self, collector: pytest.Collector) -> Any:
+        """A unittest ``TestCase``'s tests are made without ``pytest_pycollect_makeitem``:
+        a bad mark on them fails the class's collection the same way."""
+        report = yield
+        if report.passed and type(collector).__name__ == "UnitTestCase":
+            for item in report.result:
+                if isinstance(item, pytest.Item) and has_qase_marks(item):
+                    try:
+                        marks.check_item(item)
+                    except pytest.Collector.CollectError as error:
+                        report.outcome, report.longrepr, report.result = "failed", str(error), []
+                        break
+        return report
+
     def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config,
                                       items: list[pytest.Item]) -> None:
         if self.plan_cases is not None:
@@ -238,7 +266,7 @@ class QaseSession:
                         if not hook.get_hookimpls() or hook(item=item,
                                                             result=result) is not False:
                             self.submit(result)
-                except Exception as exc:
+                except USER_CODE_ERRORS as exc:  # a result hook may skip, fail or exit too
                     self._fail(f"could not record {item.nodeid}: {type(exc).__name__}: {exc}")
 
     def submit(self, result: Result) -> None:
@@ -267,6 +295,9 @@ class QaseSession:
             self._finish(session)
         except Exception as exc:
             self._fail(f"could not finish: {type(exc).__name__}: {exc}")
+        if self.settings.strict and self.worker is None and session.exitstatus == 0 and (
+                self.totals["undelivered"] or self.problems):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def _finish(self, session: pytest.Session) -> None:
         self.end_deadline = clock.Deadline(self.settings.max_wait)  # bounds all that follows
@@ -280,21 +311,29 @@ class QaseSession:
             self.xdist.gather()  # every worker is down: fold in and deliver what they left
         self._remove_empty_session_dir()
         if self.report is not None:
-            self.report.finish(self._run_title(), self.start_time, clock.now(),
-                               environment=self.settings.environment)
+            try:
+                run = self.report.finish(self._run_title(), self.start_time, clock.now(),
+                                         environment=self.settings.environment)
+                self.report_total = int(run["stats"]["total"])  # every process's files
+            except OSError as exc:
+                self.problems.append(f"{REPORT_FAILED}: {exc}")
         self._complete_run()
         self._make_public()
-        if self.settings.strict and session.exitstatus == 0 and (
-                self.totals["undelivered"] or self.problems):
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def _close_uploader(self) -> None:
         uploader = self.uploader
         if uploader is None:
             return
-        finished = uploader.close(self.end_deadline.remaining())
-        self.totals["results"] += uploader.taken
-        self.reasons.extend(uploader.errors)
+        try:
+            finished = uploader.close(self.end_deadline.remaining())
+        except KeyboardInterrupt:  # Ctrl-C while the last results go: stop waiting, keep them
+            finished = False
+            self.reasons.append("interrupted (Ctrl-C) while the last results were sent")
+        # unfinished: results still queued or in a request count as taken and not delivered
+        taken = uploader.taken if finished else max(uploader.taken, uploader.submitted)
+        self.totals["results"] += taken
+        self.problems.extend(uploader.errors)
+        self.broken = self.broken or any(e.startswith("uploader stopped") for e in uploader.errors)
         self.warnings.extend(uploader.warnings)
         if uploader.attachments is not None:
             self.warnings.extend(uploader.attachments.warnings)
@@ -303,10 +342,12 @@ class QaseSession:
         sender = self.sender
         if sender is None:
             return
-        if not finished:
+        if not finished and not self.reasons:
             self.reasons.append(f"gave up waiting after qase_max_wait={self.settings.max_wait:g}s")
         self.totals["delivered"] += sender.delivered
         left = len(sender.undelivered) + sender.pending
+        if not finished:
+            left = max(left, taken - sender.delivered)
         self.totals["undelivered"] += left
         if sender.stopped is not None:
             self.reasons.append(str(sender.stopped))
@@ -314,15 +355,21 @@ class QaseSession:
         if sender.parked and sender.leftover_reason():
             self.reasons.append(str(sender.leftover_reason()))
         if sender.spool is not None and finished:
-            kept = sender.spool.close(keep=left > 0)
+            kept = sender.spool.close(keep=False)  # kept while a result in it is unacknowledged
             if kept:
                 self.kept_spools.append(kept)
+        elif sender.spool is not None and os.path.exists(sender.spool.path):
+            self.kept_spools.append(sender.spool.path)  # still being written: what is in it
 
     def add_totals(self, output: dict[str, Any]) -> None:
         """Fold in an xdist worker's totals (see ``xdist.hand_back``)."""
         for key in self.totals:
             self.totals[key] += int(output.get(key, 0))
         self.reasons.extend(output.get("reasons", []))
+        for problem in output.get("problems", []):  # the same settings error in every worker
+            if problem not in self.problems:
+                self.problems.append(problem)
+        self.broken = self.broken or bool(output.get("broken"))
         self.plan_deselected = max(self.plan_deselected, int(output.get("plan_deselected", 0)))
         self.warnings.extend(output.get("warnings", []))
         self.kept_spools.extend(output.get("spools", []))
@@ -401,16 +448,20 @@ class QaseSession:
                 and self.settings.complete_run is None):  # a CI shard: another job closes it
             lines.append(f"qase: run {self.run_id} is left open (this session did not create "
                          f"it); close it with: python -m pytest_qase run complete "
-                         f"{self.run_id}")
+                         f"{self.run_id} --qase-project={self.settings.project}")
         if self.recovered:
             lines.append(f"qase: {self.recovered} results of xdist workers that stopped early "
                          "were delivered from their spool files")
-        if self.stopped_early and self.worker is None:
+        went = "sent" if self.client is not None and self.run_id is not None else "written"
+        if self.stopped_early and self.worker is None and (self.uploader or self.xdist):
             lines.append(f"qase: pytest stopped early ({self.stopped_early}): the results of "
-                         "the tests that ran were sent; tests that did not run have none")
+                         f"the tests that ran were {went}; tests that did not run have none")
         if self.report is not None:
-            lines.append(f"qase: local report with {totals['results']} results written to "
-                         f"{self.report.directory}")
+            broken = any(p.startswith(REPORT_FAILED) for p in self.problems)
+            written = totals["results"] if self.report_total is None else self.report_total
+            lines.append(f"qase: local report with {written} results written to "
+                         f"{self.report.directory}"
+                         + (" (incomplete: see the error above)" if broken else ""))
         return lines
 
     def own_requests(self) -> int:
@@ -420,6 +471,10 @@ class QaseSession:
         self.broken = True
         self.problems.append(message)
         print(f"qase: error: {message}", file=sys.stderr)
+
+
+# what a ``pytest_qase_result`` hook in a conftest.py may raise: never an INTERNALERROR
+USER_CODE_ERRORS = (Exception, SystemExit, pytest.skip.Exception, pytest.fail.Exception)
 
 
 def _stop_reason(session: pytest.Session) -> Optional[str]:

@@ -8,6 +8,7 @@ and the fix, falls back to its default, and leaves every other setting alone.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -111,6 +112,8 @@ def parse_path(text: str) -> str:
     """A directory; made absolute by ``Sources`` before it gets here."""
     if not text.strip():
         raise SettingError("must be a directory path")
+    if os.path.exists(text.strip()) and not os.path.isdir(text.strip()):
+        raise SettingError(f"{text.strip()} is a file: name a folder (made if missing)")
     return text.strip()
 
 
@@ -130,6 +133,9 @@ def parse_token(text: str) -> Secret:
     token = text.strip()
     if not token or any(c.isspace() for c in token):
         raise SettingError("must be the API token from Qase, without spaces")
+    if not all(" " < c < "\x7f" for c in token):  # it goes in an HTTP header; never echoed
+        raise SettingError("must be the API token from Qase: it holds a character that no "
+                           "token has (copy it again from Qase)")
     return Secret(token)
 
 
@@ -452,6 +458,20 @@ class Settings:
         return where()
 
 
+def _ini_value(config: pytest.Config, name: str) -> Any:
+    """An ini value as it is written, also a native TOML number or boolean.
+
+    pytest 9's ``[tool.pytest]`` table keeps TOML types, and ``getini`` refuses a number
+    for an option registered as a string (which pytest 7 and 8 need), stopping the whole
+    session: such a value is taken as written instead, and validated like any other.
+    """
+    try:
+        return config.getini(name)
+    except pytest.UsageError:
+        raw = getattr(config, "_inicfg", {}).get(name)
+        return getattr(raw, "value", raw)
+
+
 class Sources:
     """Where raw values come from: a pytest config (CLI + ini) or a plain mapping of flags."""
 
@@ -465,7 +485,8 @@ class Sources:
     @classmethod
     def from_config(cls, config: pytest.Config) -> Sources:
         inipath = getattr(config, "inipath", None)
-        return cls(lambda dest: config.getoption(dest, default=None), config.getini,
+        return cls(lambda dest: config.getoption(dest, default=None),
+                   functools.partial(_ini_value, config),
                    inipath.name if inipath else "the ini file",
                    inipath.parent if inipath else config.rootpath)
 

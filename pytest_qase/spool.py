@@ -131,18 +131,20 @@ SPOOL_START = b'{"spool":'  # every spool file's first line, its header
 def spool_files(path: str) -> list[str]:
     """A spool file, or every spool file below a directory.
 
-    Below a directory, only files that start with a spool header count: a kept copy of an
-    attachment called ``events.jsonl`` sits in the same session folder and is not one.
+    Only files that start with a spool header count: a kept copy of an attachment called
+    ``events.jsonl`` sits in the same session folder and is not one, and a file named by
+    mistake (a report's ``run.json``) must never be read as one, nor removed as empty.
     """
     if os.path.isdir(path):
         found = []
         for folder, _, names in os.walk(path):
             found.extend(os.path.join(folder, n) for n in names if n.endswith(".jsonl"))
-        return sorted(p for p in found if _starts_as_spool(p))
-    return [path]
+        return sorted(p for p in found if is_spool_file(p))
+    return [path] if is_spool_file(path) else []
 
 
-def _starts_as_spool(path: str) -> bool:
+def is_spool_file(path: str) -> bool:
+    """Whether ``path`` starts with a spool header (only such files are read or removed)."""
     try:
         with open(path, "rb") as handle:
             return handle.read(len(SPOOL_START)) == SPOOL_START

@@ -35,6 +35,8 @@ from .sender import ResultSender
 
 FLUSH_INTERVAL = 10.0  # send a partial batch once its oldest result waited this long
 BATCH_DEADLINE = 60.0  # retries of one batch during the session; the rest waits for the end
+REPORT_FAILED = "could not write the local report"
+MAX_ERRORS = 5  # error lines of one process in the summary; the count says the rest
 SPOOL_PAUSE = 0.02  # the spooler's rest once it caught up: results gather, one wake-up takes all
 
 _STOP = object()
@@ -59,7 +61,7 @@ class Uploader:
     def __init__(self, *, report: Optional[LocalReport] = None,
                  sender: Optional[ResultSender] = None,
                  flush_interval: float = FLUSH_INTERVAL,
-                 batch_deadline: float = BATCH_DEADLINE,
+                 batch_deadline: Optional[float] = None,
                  attachments: Optional[AttachmentUploader] = None,
                  store: Optional[AttachmentStore] = None) -> None:
         self.report = report
@@ -69,7 +71,7 @@ class Uploader:
         self.warnings: list[str] = []  # attach-time and attachment problems, for the summary
         self._with_files: list[Result] = []  # results waiting for their files to be uploaded
         self.flush_interval = flush_interval
-        self.batch_deadline = batch_deadline
+        self.batch_deadline = BATCH_DEADLINE if batch_deadline is None else batch_deadline
         self.taken = 0
         self.errors: list[str] = []
         self._results: queue.SimpleQueue = queue.SimpleQueue()
@@ -140,7 +142,10 @@ class Uploader:
             if item is None:
                 self._hand_over_partial()
                 continue
-            self._take(item)
+            try:
+                self._take(item)
+            except Exception as exc:
+                self._drop(item, exc)
             if self._results.empty():  # idle: put what we have on disk, then upload files
                 self._flush_spool()
                 self._upload_files()
@@ -181,7 +186,7 @@ class Uploader:
             try:
                 self.warnings.extend(self.report.write(result))
             except OSError as exc:
-                self.errors.append(f"could not write the local report: {exc}")
+                self.errors.append(f"{REPORT_FAILED}: {exc}")
                 self.report = None
         if self.sender is None:
             self._release(result, [])
@@ -202,7 +207,19 @@ class Uploader:
             return
         later = self.attachments.upload(waiting, self._batch_deadline())
         for result in waiting:
-            self._queue(result, later)
+            try:
+                self._queue(result, later)
+            except Exception as exc:
+                self._drop(result, exc)
+
+    def _drop(self, result: Result, exc: Exception) -> None:
+        """One result that cannot be written or sent (a hook left a value of the wrong type
+        on it): the others go on, and it is counted as not delivered, saying why."""
+        why = f"could not process the result of {result.nodeid}: {type(exc).__name__}: {exc}"
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append(why)
+        if self.sender is not None:
+            self.sender.undelivered[result.id] = why
 
     def _queue(self, result: Result, later: AbstractSet[str] = frozenset()) -> None:
         """Spool and pack a result; one whose files must wait is kept for a later upload."""

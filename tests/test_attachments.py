@@ -254,3 +254,24 @@ def test_local_report_only_copies_attachments(pytester):
     assert entry["content"] is None
     assert Path(entry["file_path"]).read_bytes() == b"\x01\x02"
     assert json.loads((report_dir / "run.json").read_text())["stats"]["total"] == 1
+
+
+def test_a_bad_attach_call_is_a_warning_whether_on_or_off(pytester):
+    """With the plugin off every runtime call is a no-op; on, a bad call must not fail the
+    test either: it is a warning in the summary."""
+    pytester.makepyfile(test_bad="""
+        from pytest_qase import qase
+
+        def test_number_as_path():
+            qase.attach(123)
+
+        def test_object_as_content():
+            qase.attach(content=object())
+    """)
+    assert pytester.runpytest("-p", "no:cacheprovider").ret == 0
+    result = run(pytester, None)
+    assert result.ret == 0
+    lines = qase_lines(result)
+    assert ("qase: warning: qase.attach: the path must be text or a path, not int (for "
+            "content, use content=); nothing was attached") in lines
+    assert "qase: warning: qase.attach: content= must be bytes or str, not object" in lines

@@ -202,3 +202,42 @@ def test_a_50_mb_assertion_message_is_trimmed_and_delivered(pytester, qase_serve
     _, local = load_report(report)
     assert len(local) == 2
     assert sum(p.stat().st_size for p in (report / "results").iterdir()) < 4 * 1024 * 1024
+
+
+def test_one_result_that_cannot_be_sent_costs_only_itself(pytester, qase_server, monkeypatch):
+    """A result hook that leaves a value of the wrong type on one result, and an attachment
+    named with a lone surrogate: the other results are all delivered and written, the bad
+    one is named and counted as not delivered, the run stays open."""
+    pytester.makeconftest("""
+        def pytest_qase_result(item, result):
+            if item.name == "test_n[2]":
+                result.start_time = "now"
+    """)
+    pytester.makepyfile(test_some="""
+        import pytest
+        from pytest_qase import qase
+
+        @pytest.mark.parametrize("n", range(6))
+        def test_n(n):
+            if n == 1:
+                qase.attach(content=b"x", filename="a\\ud800.txt")
+    """)
+    point_at(monkeypatch, qase_server)
+    result = run(pytester, qase_server, "--qase-report=report")
+    assert result.ret == 0
+    lines = qase_lines(result)
+    why = ("could not process the result of test_some.py::test_n[2]: TypeError: type str "
+           "doesn't define __round__ method")
+    assert f"qase: error: {why}" in lines
+    assert f"qase: 1 of 6 results were not delivered: {why}" in lines
+    assert not [line for line in lines if "upload" in line or "completed" in line], lines
+    stored = qase_server.results()
+    assert sorted(r["params"]["n"] for r in stored) == ["0", "1", "3", "4", "5"]
+    [with_file] = [r for r in stored if r["params"]["n"] == "1"]
+    assert len(with_file["attachments"]) == 1
+    _, local = load_report(pytester.path / "report")
+    assert len(local) == 5
+    assert [p.name for p in (pytester.path / "report" / "results").iterdir()
+            if not p.name.endswith(".json")] == []
+    assert "qase: local report with 5 results written to" in "\n".join(lines)
+    assert_clean(qase_server)

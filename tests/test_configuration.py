@@ -40,6 +40,37 @@ def test_every_ini_flavour_configures_the_upload(pytester, qase_server, layout):
     assert _errors(result) == []
 
 
+@pytest.mark.skipif(int(pytest.__version__.split(".")[0]) < 9,
+                    reason="pytest 9 brought the native [tool.pytest] table")
+def test_native_toml_values_of_pytest_9(pytester, qase_server, monkeypatch):
+    """``[tool.pytest]`` keeps TOML's types: a boolean, numbers and a bad value, each read
+    and checked like any other (a number must not stop the session)."""
+    pytester.makepyprojecttoml(f"""
+        [tool.pytest]
+        qase = true
+        qase_url = "{qase_server.url}"
+        qase_project = "DEMO"
+        qase_ca_bundle = "{qase_server.ca_path}"
+        qase_batch_size = 2
+        qase_rate_limit = 300
+        qase_timeout = "soon"
+    """)
+    pytester.makepyfile(test_five="""
+        import pytest
+        @pytest.mark.parametrize("n", range(5))
+        def test_n(n):
+            pass
+    """)
+    monkeypatch.setenv("QASE_API_TOKEN", qase_server.token)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == 0
+    assert _errors(result) == [
+        "qase: error: timeout from qase_timeout in pyproject.toml: must be a number of "
+        "seconds from 1 to 600 (using the default 30)"]
+    assert len(by_title(qase_server)) == 5
+    assert [len(r.body["results"]) for r in qase_server.results_requests()] == [2, 2, 1]
+
+
 def test_precedence_cli_over_env_over_ini(pytester, qase_server, monkeypatch):
     pytester.makeini(f"""
         [pytest]
@@ -240,3 +271,49 @@ def test_ca_variable_naming_a_missing_file_breaks_nothing(pytester, monkeypatch)
         qase_lines(result)
     _, results = load_report(pytester.path / "qase-report")
     assert len(results) == 1
+
+
+@pytest.mark.parametrize("variable, value, fix", [
+    ("QASE_ENABLED", "maybe", "must be true or false (1/0, yes/no, on/off)"),
+    ("QASE_MODE", "upload", "must be testops, report or off"),
+])
+def test_an_unreadable_switch_says_the_plugin_stays_off(pytester, monkeypatch, variable, value,
+                                                        fix):
+    """The plugin is off, as the value does not say on; but silence would hide the typo."""
+    pytester.makepyfile("def test_one():\n    pass\n")
+    monkeypatch.setenv(variable, value)
+    result = pytester.runpytest("-q", "-p", "no:cacheprovider")
+    assert result.ret == 0
+    assert _errors(result) == [
+        f"qase: error: enabled from ${variable}: {fix}; the plugin stays off"]
+    assert not (pytester.path / "qase-report").exists()
+
+
+def test_a_token_with_a_character_no_token_has_is_refused_unseen(pytester, qase_server,
+                                                                 monkeypatch):
+    pytester.makepyfile("def test_one():\n    pass\n")
+    point_at(monkeypatch, qase_server, QASE_API_TOKEN="tok€en-secret")
+    result = run(pytester, qase_server, "--qase-report=report")
+    assert result.ret == 0
+    assert _errors(result) == [
+        "qase: error: token from $QASE_API_TOKEN: must be the API token from Qase: it holds a "
+        "character that no token has (copy it again from Qase); nothing is uploaded, the "
+        "local report is written instead"]
+    output = result.stdout.str() + result.stderr.str()
+    assert "€" not in output and "secret" not in output
+    assert qase_server.requests == []
+    assert len(load_report(pytester.path / "report")[1]) == 1
+
+
+def test_a_report_dir_that_is_a_file_costs_only_the_report(pytester, qase_server, monkeypatch):
+    pytester.makepyfile("def test_one():\n    pass\n")
+    (pytester.path / "afile").write_text("keep me")
+    point_at(monkeypatch, qase_server)
+    result = run(pytester, qase_server, "--qase-report=afile")
+    assert result.ret == 0
+    assert _errors(result) == [
+        f"qase: error: report dir from --qase-report: {pytester.path / 'afile'} is a file: "
+        "name a folder (made if missing)"]
+    assert any(line.endswith("(completed)") for line in qase_lines(result))
+    assert len(by_title(qase_server)) == 1
+    assert (pytester.path / "afile").read_text() == "keep me"

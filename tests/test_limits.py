@@ -18,7 +18,7 @@ from support import (
     start,
 )
 
-from pytest_qase import clock
+from pytest_qase import clock, uploader
 from pytest_qase.ratelimit import RateGuard
 from pytest_qase.spool import read_spool
 
@@ -114,6 +114,26 @@ def test_429_pauses_then_resends_the_same_ids(pytester, qase_server, monkeypatch
     assert [x["id"] for x in bulk[0].body["results"]] == [x["id"] for x in bulk[1].body["results"]]
     assert len(by_title(qase_server)) == 30
     assert qase_server.received_429 == 1
+
+
+def test_a_block_longer_than_a_batch_may_wait_is_waited_out_at_the_end(pytester, qase_server,
+                                                                       monkeypatch):
+    """A Retry-After longer than one batch may wait during the session parks the batch; it
+    goes at the end, within qase_max_wait, instead of stopping the uploads for good."""
+    monkeypatch.setattr(uploader, "BATCH_DEADLINE", 1.0)  # a 60 s block, 60x faster
+    _many(pytester, 9, "time.sleep(0.1)")
+    pytester.makeconftest("import time, builtins\nbuiltins.time = time\n")
+    qase_server.inject(path=r"/results$", status=429, times=1, headers={"Retry-After": "3"},
+                       body={"status": False, "errorMessage": "API rate limit exceeded."})
+    point_at(monkeypatch, qase_server, QASE_BATCH_SIZE="3")
+    result = run(pytester, qase_server)
+    assert result.ret == 0
+    lines = qase_lines(result)
+    assert any(line.endswith("(completed)") for line in lines), lines
+    assert not [line for line in lines if "not delivered" in line or "error" in line], lines
+    assert len(by_title(qase_server)) == 9
+    assert qase_server.received_429 == 1
+    assert_clean(qase_server)
 
 
 def test_rate_limit_of_the_server_is_never_exceeded(pytester, qase_server, monkeypatch):

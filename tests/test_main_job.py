@@ -238,6 +238,17 @@ def test_plugin_off_does_nothing(pytester, qase_server, monkeypatch):
     assert qase_lines(result) == []
 
 
+@pytest.mark.parametrize("flag", ["--collect-only", "--co"])
+def test_collect_only_creates_no_run_and_no_report(pytester, qase_server, monkeypatch, flag):
+    pytester.makepyfile("def test_one():\n    pass\n")
+    point_at(monkeypatch, qase_server)
+    result = run(pytester, qase_server, flag)
+    assert result.ret == 0
+    assert qase_server.requests == []
+    assert not (pytester.path / "qase-report").exists()
+    assert qase_lines(result) == []
+
+
 def test_completed_run_is_refused_at_the_start(pytester, qase_server, monkeypatch):
     pytester.makepyfile("def test_one():\n    pass\n")
     point_at(monkeypatch, qase_server)

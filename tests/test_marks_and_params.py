@@ -78,6 +78,28 @@ def test_bad_case_id_is_a_collection_error_naming_the_test(pytester, bad):
     ])
 
 
+def test_bad_case_id_on_a_unittest_class_is_a_collection_error_too(pytester):
+    pytester.makepyfile(test_unit="""
+        import unittest
+        import pytest
+
+        @pytest.mark.qase_id("abc")
+        class TestOld(unittest.TestCase):
+            def test_x(self):
+                pass
+
+        def test_fine():
+            pass
+    """)
+    result = run(pytester, None)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines([
+        "*test_unit.py::TestOld::test_x: bad @pytest.mark.qase_id value 'abc': a Qase case "
+        "id is a positive whole number*",
+        "*1 error*",
+    ])
+
+
 def test_marker_is_registered(pytester):
     pytester.makepyfile("""
         import pytest

@@ -414,3 +414,30 @@ def test_example_suite_of_the_readme(pytester):
     assert reported["test_fails"]["fields"]["severity"] == "critical"
     assert {r["params"].get("viewport") for r in results if r["title"] == "test_parametrized"} \
         == {"{'width': 1280, 'height': 720}", "{'width': 800, 'height': 450}"}
+
+
+@pytest.mark.parametrize("call, shown", [
+    ("pytest.skip('not this one')", "Skipped: not this one"),
+    ("pytest.fail('not this one')", "Failed: not this one"),
+    ("sys.exit(3)", "SystemExit: 3"),
+    ("raise KeyError('k')", "KeyError: 'k'"),
+])
+def test_a_result_hook_that_raises_costs_only_its_result(pytester, call, shown):
+    """No INTERNALERROR and no stop: the session runs on, pytest's exit code is unchanged."""
+    pytester.makeconftest(f"""
+        import sys
+        import pytest
+
+        def pytest_qase_result(item, result):
+            if item.name == "test_b":
+                {call}
+    """)
+    pytester.makepyfile(test_hooked="def test_a():\n    pass\n\ndef test_b():\n    pass\n\n"
+                                    "def test_c():\n    pass\n")
+    result = pytester.runpytest("--qase", "-p", "no:cacheprovider", "--qase-report=report")
+    assert result.ret == 0
+    result.assert_outcomes(passed=3)
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    assert f"qase: error: could not record test_hooked.py::test_b: {shown}" in result.outlines
+    _, local = load_report(pytester.path / "report")
+    assert sorted(r["title"] for r in local) == ["test_a", "test_c"]

@@ -58,7 +58,7 @@ def test_three_shards_report_into_one_run(pytester, qase_server, monkeypatch, tm
         summary = [line for line in lines if " results -> run 1 (DEMO)" in line]
         assert len(summary) == 1 and not summary[0].endswith("(completed)"), lines[-10:]
         assert "qase: run 1 is left open (this session did not create it); close it with: " \
-            "python -m pytest_qase run complete 1" in lines
+            "python -m pytest_qase run complete 1 --qase-project=DEMO" in lines
 
     assert list(qase_server.runs) == [1]  # no shard created a run
     stored = qase_server.run(1)
@@ -101,3 +101,19 @@ def test_run_commands_say_what_is_wrong(qase_server, monkeypatch, capsys):
     assert cli.main(["run", "create", "--qase-project=DEMO", ca]) == 2
     assert "QASE_API_TOKEN" in capsys.readouterr().err
     assert qase_server.runs == {}
+
+
+def test_a_bad_setting_the_command_does_not_need_stops_nothing(qase_server, monkeypatch,
+                                                               capsys):
+    """A CI job's environment is shared by its steps: a bad QASE_XFAIL_STATUS (a pytest
+    setting) is named, and the run is still created; a bad QASE_URL stops the command."""
+    point_at(monkeypatch, qase_server, QASE_XFAIL_STATUS="bogus")
+    ca = f"--qase-ca-bundle={qase_server.ca_path}"
+    assert cli.main(["run", "create", ca]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == "1"
+    assert "qase: error: xfail status from $QASE_XFAIL_STATUS" in captured.err
+    monkeypatch.setenv("QASE_URL", "http://insecure.example")
+    assert cli.main(["run", "complete", "1", ca]) == 2
+    assert "qase: error: url from $QASE_URL" in capsys.readouterr().err
+    assert not qase_server.run(1)["completed"]

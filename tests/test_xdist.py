@@ -430,3 +430,26 @@ def test_session_dir_is_named_after_testrunuid_and_never_reused(pytester, qase_s
     assert uid != "fixed"
     hint = [line for line in qase_lines(result) if "deliver them later" in line]
     assert hint and all(f"/sessions/{uid}/gw" in line for line in hint), qase_lines(result)
+
+
+def test_a_workers_own_errors_reach_the_controller(pytester, qase_server, monkeypatch):
+    """A result a worker could not record is named in the summary, keeps the run open and,
+    in strict mode, fails the session; without strict mode the exit code stays pytest's."""
+    pytester.makepyfile(test_many=MANY.replace("n % 17 != 5", "True"))  # every test passes
+    pytester.makeconftest("""
+        def pytest_qase_result(item, result):
+            if item.name == "test_many[3]":
+                raise RuntimeError("a broken result hook")
+    """)
+    point_at(monkeypatch, qase_server)
+    for strict, expected in (((), pytest.ExitCode.OK),
+                             (("--qase-strict",), pytest.ExitCode.TESTS_FAILED)):
+        result = run(pytester, qase_server, "-n", "2", *strict)
+        assert result.ret == expected
+        lines = qase_lines(result)
+        assert [line for line in lines if line.startswith("qase: error:")] == [
+            "qase: error: could not record test_many.py::test_many[3]: RuntimeError: a broken "
+            "result hook"], lines
+        assert not any(line.endswith("(completed)") for line in lines), lines
+    assert len(qase_server.runs) == 2
+    assert not any(qase_server.run(run_id)["completed"] for run_id in qase_server.runs)
