@@ -66,7 +66,7 @@ def _settings(args: argparse.Namespace) -> Optional[Settings]:
         return None
     if settings.token is None:
         why = "no API token: set QASE_API_TOKEN in the environment"
-        if settings.origins.get("enabled") == "$QASE_MODE":  # QASE_MODE=report drops the token
+        if os.environ.get("QASE_MODE", "").strip().lower() == "report":  # it drops the token
             why = "QASE_MODE=report means the local report only: unset QASE_MODE to upload"
         print(f"qase: error: {why}", file=sys.stderr)
         return None
