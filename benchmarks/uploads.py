@@ -9,12 +9,25 @@ stored exactly once. This script measures all of that with the plugin's own uplo
 server of ``tests/qase_server.py``, which runs as a process of its own so that its CPU and
 memory are not counted in the senders.
 
+Row sets: the defaults at each size; with the smallest size, a server that caps the count
+or the bytes lower than the plugin (413s, caps learned; ``--no-learned`` skips them); and
+a rate budget that binds (about a minute a row; ``--no-rate`` skips them): one machine,
+then two machines (two rate-guard files, as two CI runners) on one token, each with the
+whole budget (429s expected) and with the budget split between them.
+
 Usage::
 
     python benchmarks/uploads.py                                  # 10k and 100k, 1/2/4 processes
     python benchmarks/uploads.py --results 10000 --processes 1,2
-    python benchmarks/uploads.py --no-learned                     # skip the 413 rows
-    python benchmarks/uploads.py --results 10000 --processes 2 --rate-limit 30 --no-learned
+    python benchmarks/uploads.py --no-learned --no-rate           # the defaults only
+    python benchmarks/uploads.py --results 10k --processes 2 --rate-limit 30 --no-learned --no-rate
+
+Columns: ``minimum`` is a lower bound (per process, by count and by bytes); ``offline`` is
+what a packer that knows every size in advance needs, so the true fewest lies between the
+two. ``after`` is the ratio counting only the requests after each process's last 413.
+``429/p/b``: most 429s one process got in one block. ``peak/60s``: most requests the server
+received in any 60 s. ``RSS MB``: the largest peak resident memory of a sending process.
+``left``: results not delivered but kept in a spool file; ``lost``: neither stored nor kept.
 
 The script runs itself in two other modes, ``--serve`` (the server process) and ``--send``
 (one sending process); they are internal.
@@ -47,10 +60,17 @@ from pytest_qase import clock  # noqa: E402
 from pytest_qase.batching import ENVELOPE  # noqa: E402
 from pytest_qase.client import QaseClient  # noqa: E402
 from pytest_qase.ratelimit import RateGuard  # noqa: E402
-from pytest_qase.results import FAILED, PASSED, SKIPPED, Result, Step  # noqa: E402
+from pytest_qase.results import (  # noqa: E402
+    FAILED,
+    PASSED,
+    SKIPPED,
+    Result,
+    Step,
+    to_json_bytes,
+)
 from pytest_qase.sender import ResultSender  # noqa: E402
 from pytest_qase.settings import Secret  # noqa: E402
-from pytest_qase.spool import Spool  # noqa: E402
+from pytest_qase.spool import Spool, read_spool  # noqa: E402
 from pytest_qase.uploader import Uploader  # noqa: E402
 
 PROJECT = "DEMO"
@@ -60,6 +80,7 @@ SERVER_COUNT_CAP = 2000  # the API's own limit (the server's default)
 FAILURE_RATE = 0.05
 BIG_TRACE_EVERY = 250  # one result in 250 fails with a 50-500 KB stack trace
 AHEAD = 1000  # results handed over but not yet delivered, at most (unless --burst)
+SERVER_RETRY_AFTER = 60.0  # the local server's Retry-After and block after a 429
 
 # --------------------------------------------------------------------------- synthetic results
 
@@ -139,14 +160,22 @@ def serve(config_path: str) -> int:
     print(json.dumps({"url": server.url, "ca_path": server.ca_path}), flush=True)
     done.wait()
     requests = []
+    sizes: dict[str, list[int]] = {}  # per process, each stored result's JSON size, in order
+    seen: set = set()
     for record in server.requests:
         results = (record.body or {}).get("results") if isinstance(record.body, dict) else None
         threads = Counter(r.get("execution", {}).get("thread") for r in results or [])
         requests.append({"time": record.time, "path": record.path, "status": record.status,
                          "count": len(results or []), "bytes": record.body_size,
                          "thread": threads.most_common(1)[0][0] if threads else None})
+        if record.status == 202:
+            for result in results or []:
+                if result.get("id") not in seen:
+                    seen.add(result.get("id"))
+                    thread = str(result.get("execution", {}).get("thread"))
+                    sizes.setdefault(thread, []).append(len(to_json_bytes(result)))
     stored = [[r["id"], r["title"]] for r in server.results()]
-    report = {"requests": requests, "stored": stored,
+    report = {"requests": requests, "stored": stored, "sizes": sizes,
               "resends_ignored": server.duplicates_ignored,
               "peak_60s": server.max_requests_in_window(60.0),
               "received_429": server.received_429, "internal_errors": server.internal_errors}
@@ -156,6 +185,23 @@ def serve(config_path: str) -> int:
 
 
 # --------------------------------------------------------------------------- a sending process
+
+
+def peak_rss_kb() -> int:
+    """This process's peak resident memory, in KiB.
+
+    ``VmHWM`` on Linux: ``ru_maxrss`` there keeps the peak of the process image replaced by
+    ``exec``, i.e. of the benchmark's own parent process at fork time, which grows with the
+    results of earlier rows.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def send(spec_path: str) -> int:
@@ -172,19 +218,18 @@ def send(spec_path: str) -> int:
     uploader = Uploader(sender=sender)
     started = clock.now()
     uploader.start()
-    ids = []
-    for result in synthetic_results(spec["index"], spec["count"], spec["seed"]):
-        ids.append(result.id)
-        uploader.submit(result)
-        while (spec["ahead"] and not uploader.errors and sender.stopped is None
-               and not sender.parked and uploader.submitted - sender.delivered
-               - len(sender.undelivered) > spec["ahead"]):
-            clock.sleep(0.002)  # tests take longer than sending their results
+    with open(spec["ids"], "w", encoding="utf-8") as ids:  # on disk: not counted in memory
+        for result in synthetic_results(spec["index"], spec["count"], spec["seed"]):
+            ids.write(result.id + "\n")
+            uploader.submit(result)
+            while (spec["ahead"] and not uploader.errors and sender.stopped is None
+                   and not sender.parked and uploader.submitted - sender.delivered
+                   - len(sender.undelivered) > spec["ahead"]):
+                clock.sleep(0.002)  # tests take longer than sending their results
     finished = uploader.close(spec["max_wait"])
     ended = clock.now()
     left = len(sender.undelivered) + sender.pending
     kept = spool.close(keep=left > 0) if finished else spool.path
-    Path(spec["ids"]).write_text("\n".join(ids), encoding="utf-8")
     print(json.dumps({
         "started": started, "ended": ended, "finished": finished,
         "delivered": sender.delivered, "left": left, "kept": kept,
@@ -192,7 +237,8 @@ def send(spec_path: str) -> int:
         "split_413": sender.split_413, "lock_failures": guard.lock_failures,
         "waited": guard.waited_seconds, "caps": [sender.packer.max_count,
                                                  sender.packer.max_bytes],
-        "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "max_rss_kb": peak_rss_kb(),
+        "why": sorted(set(sender.undelivered.values()))[:3],
         "errors": uploader.errors}), flush=True)
     return 0
 
@@ -210,6 +256,12 @@ class Case:
     rate_limit: int = DEFAULT_RATE
     server_count_cap: int = SERVER_COUNT_CAP
     server_byte_cap: Optional[int] = None
+    server_rate_limit: Optional[int] = None  # the token's limit at the server; None: rate_limit
+    machines: int = 1  # rate-guard files (one per CI machine); processes are dealt out to them
+
+    @property
+    def token_rate_limit(self) -> int:
+        return self.server_rate_limit or self.rate_limit
 
 
 def _minimum(case: Case, ok_requests: list[dict[str, Any]]) -> int:
@@ -229,6 +281,57 @@ def _minimum(case: Case, ok_requests: list[dict[str, Any]]) -> int:
                    math.ceil(sizes[t] / (byte_cap - ENVELOPE + 1))) for t in counts)
 
 
+def _offline(case: Case, sizes: dict[str, list[int]]) -> int:
+    """Requests an offline packer needs for the same results (sizes known in advance).
+
+    With results of mixed size the bound of ``_minimum`` cannot always be reached (a 300 KB
+    result and 200 small ones do not share a 512 KiB request), so this is the other side of
+    the fewest possible: the results above 1/8 of the byte cap go first, largest first, then
+    the rest in their order, each into the first request with room (first fit); the better
+    of two ways: each large result opening a request of its own, or sharing one.
+    """
+    count_cap = min(case.batch_size, case.server_count_cap)
+    room = min(case.max_bytes, case.server_byte_cap or case.max_bytes) - ENVELOPE + 1
+
+    def first_fit(costs: list[int], alone: bool) -> int:
+        total, smallest = 0, min(costs)
+        opened: list[list[int]] = []  # [bytes, count] of the requests that still have room
+        for cost in costs:
+            large = alone and cost * 8 > room
+            target = None if large else next(
+                (b for b in opened if b[1] < count_cap and b[0] + cost <= room), None)
+            if target is None:
+                total += 1
+                target = [0, 0]
+                opened.append(target)
+            target[0] += cost
+            target[1] += 1
+            if target[1] >= count_cap or room - target[0] < smallest:
+                opened.remove(target)
+        return total
+
+    total = 0
+    for values in sizes.values():
+        costs = [size + 1 for size in values]  # a body and its comma
+        ordered = (sorted((c for c in costs if c * 8 > room), reverse=True)
+                   + [c for c in costs if c * 8 <= room])
+        if ordered:
+            total += min(first_fit(ordered, True), first_fit(ordered, False))
+    return total
+
+
+def _most_429s_per_block(bulk: list[dict[str, Any]]) -> int:
+    """Most 429s one process got within one block: a block starts with a 429 after the
+    previous block ended and lasts the server's Retry-After."""
+    per: Counter = Counter()
+    block, end = 0, -math.inf
+    for request in sorted((r for r in bulk if r["status"] == 429), key=lambda r: r["time"]):
+        if request["time"] >= end:
+            block, end = block + 1, request["time"] + SERVER_RETRY_AFTER
+        per[block, request["thread"]] += 1
+    return max(per.values(), default=0)
+
+
 def _after_learning(case: Case, bulk: list[dict[str, Any]]) -> float:
     """Requests per the fewest possible, counting only each process's requests after its
     last 413: what the learned caps cost once they are learned."""
@@ -246,7 +349,8 @@ def measure(case: Case, seed: int, work: Path, ahead: int) -> dict[str, Any]:
     """
     work.mkdir(parents=True)
     token = f"bench-{uuid.uuid4().hex}"
-    knobs: dict[str, Any] = {"rate_limit": case.rate_limit, "rate_window": 60.0,
+    knobs: dict[str, Any] = {"rate_limit": case.token_rate_limit, "rate_window": 60.0,
+                             "retry_after": int(SERVER_RETRY_AFTER),
                              "max_results_per_request": case.server_count_cap,
                              "max_body_bytes": case.server_byte_cap}
     config = work / "server.json"
@@ -257,9 +361,10 @@ def measure(case: Case, seed: int, work: Path, ahead: int) -> dict[str, Any]:
     try:
         assert server.stdout is not None
         info = json.loads(server.stdout.readline())
-        guard_dir = work / "guard"
-        guard_dir.mkdir()
-        guard = RateGuard(info["url"], token, case.rate_limit, directory=str(guard_dir))
+        guard_dirs = [work / f"guard-{machine}" for machine in range(case.machines)]
+        for guard_dir in guard_dirs:
+            guard_dir.mkdir()
+        guard = RateGuard(info["url"], token, case.rate_limit, directory=str(guard_dirs[0]))
         client = QaseClient(info["url"], Secret(token), verify=info["ca_path"], timeout=30.0,
                             guard=guard)
         deadline = clock.Deadline(60)
@@ -273,7 +378,8 @@ def measure(case: Case, seed: int, work: Path, ahead: int) -> dict[str, Any]:
             spec = work / f"send-{index}.json"
             spec.write_text(json.dumps({
                 "url": info["url"], "ca_path": info["ca_path"], "run_id": run_id,
-                "guard_dir": str(guard_dir), "session_dir": str(work / "sessions"),
+                "guard_dir": str(guard_dirs[index % case.machines]),
+                "session_dir": str(work / "sessions"),
                 "index": index, "count": share + (1 if index < extra else 0), "seed": seed,
                 "batch_size": case.batch_size, "max_bytes": case.max_bytes,
                 "rate_limit": case.rate_limit, "max_wait": 300.0, "ahead": ahead,
@@ -296,16 +402,23 @@ def measure(case: Case, seed: int, work: Path, ahead: int) -> dict[str, Any]:
     stored_titles = Counter(entry[1] for entry in report["stored"])
     bulk = [r for r in report["requests"] if r["path"].endswith("/results")]
     ok = [r for r in bulk if r["status"] == 202]
+    kept_ids: set = set()  # left in a spool file for ``python -m pytest_qase upload``
+    for output in outputs:
+        if output["kept"]:
+            kept_ids.update(str(r.get("id")) for r in read_spool(output["kept"])[1])
+    missing = set(sent_ids) - set(stored_ids)
     return {
         "case": case, "outputs": outputs,
         "requests": len(bulk), "minimum": _minimum(case, ok),
+        "offline": _offline(case, report["sizes"]),
         "after": _after_learning(case, bulk),
         "all_requests": len(report["requests"]),
         "413": sum(r["status"] == 413 for r in bulk), "429": report["received_429"],
+        "429_block": _most_429s_per_block(bulk),
         "peak_60s": report["peak_60s"],
         "seconds": max(o["ended"] for o in outputs) - min(o["started"] for o in outputs),
         "rss_mb": max(o["max_rss_kb"] for o in outputs) / 1024,
-        "lost": len(set(sent_ids) - set(stored_ids)),
+        "lost": len(missing - kept_ids), "left": len(missing & kept_ids),
         "duplicated": sum(n - 1 for n in stored_titles.values() if n > 1)
                       + len(set(stored_ids) - set(sent_ids)),
         "resends": report["resends_ignored"],
@@ -318,8 +431,8 @@ def measure(case: Case, seed: int, work: Path, ahead: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the table
 
 HEADER = (f"{'results':>8} {'procs':>5} {'requests':>8} {'minimum':>7} {'ratio':>5} {'after':>5} "
-          f"{'413s':>4} {'429s':>4} {'peak/60s':>8} {'time s':>6} {'RSS MB':>6} "
-          f"{'lost':>4} {'dup':>4}  caps at the end")
+          f"{'offline':>7} {'413s':>4} {'429s':>4} {'429/p/b':>7} {'peak/60s':>8} {'time s':>6} "
+          f"{'RSS MB':>6} {'left':>4} {'lost':>4} {'dup':>4}  caps at the end")
 
 
 def row(measured: dict[str, Any]) -> str:
@@ -328,27 +441,29 @@ def row(measured: dict[str, Any]) -> str:
     caps = f"{count} results, {size / 1024:.0f} KiB"
     return (f"{case.results:>8} {case.processes:>5} {measured['requests']:>8} "
             f"{measured['minimum']:>7} {measured['requests'] / measured['minimum']:>5.2f} "
-            f"{measured['after']:>5.2f} "
-            f"{measured['413']:>4} {measured['429']:>4} {measured['peak_60s']:>8} "
-            f"{measured['seconds']:>6.1f} {measured['rss_mb']:>6.0f} "
-            f"{measured['lost']:>4} {measured['duplicated']:>4}  {caps}")
+            f"{measured['after']:>5.2f} {measured['offline']:>7} "
+            f"{measured['413']:>4} {measured['429']:>4} {measured['429_block']:>7} "
+            f"{measured['peak_60s']:>8} {measured['seconds']:>6.1f} {measured['rss_mb']:>6.0f} "
+            f"{measured['left']:>4} {measured['lost']:>4} {measured['duplicated']:>4}  {caps}")
 
 
 def describe(case: Case) -> str:
     server = f"server: {case.server_count_cap} results a request"
     if case.server_byte_cap:
         server += f", {case.server_byte_cap // 1024} KiB a request"
+    machines = f" on each of {case.machines} machines" if case.machines > 1 else ""
     return (f"{case.label}: qase_batch_size={case.batch_size}, qase_max_request_bytes="
-            f"{case.max_bytes // 1024} KiB, qase_rate_limit={case.rate_limit}/min; "
-            f"{server}, {case.rate_limit}/min")
+            f"{case.max_bytes // 1024} KiB, qase_rate_limit={case.rate_limit}/min{machines}; "
+            f"{server}, {case.token_rate_limit}/min for the token")
 
 
 def cases(args: argparse.Namespace) -> list[list[Case]]:
-    """Row sets: the defaults at each size, then the 413 sets (caps to learn) unless off."""
+    """Row sets: the defaults at each size, then the 413 sets (caps to learn) and the rate
+    sets (a budget that binds) unless off."""
     sets = [[Case(n, p, rate_limit=args.rate_limit) for n in args.results
              for p in args.processes]]
+    smallest = min(args.results)
     if args.learned:
-        smallest = min(args.results)
         sets.append([Case(smallest, p, "server caps the count", batch_size=400,
                           rate_limit=args.rate_limit, server_count_cap=200)
                      for p in args.processes])
@@ -359,6 +474,19 @@ def cases(args: argparse.Namespace) -> list[list[Case]]:
         sets.append([Case(smallest, p, "the same, cap known (no 413)", max_bytes=proxy,
                           rate_limit=args.rate_limit, server_byte_cap=proxy)
                      for p in args.processes])
+    if args.rate:
+        # 4/5 of the requests the smallest size needs: the budget binds, one pause of ~60 s
+        budget = max(2, smallest * 4 // (DEFAULT_BATCH * 5))
+        several = [p for p in args.processes if p >= 2]
+        sets.append([Case(smallest, p, "the budget binds", rate_limit=budget)
+                     for p in args.processes])
+        if several:
+            sets.append([Case(smallest, p, "two machines on one token, each with the whole "
+                              "budget (429s expected)", rate_limit=budget, machines=2)
+                         for p in several])
+            sets.append([Case(smallest, p, "two machines on one token, the budget split",
+                              rate_limit=budget // 2, server_rate_limit=budget, machines=2)
+                         for p in several])
     return sets
 
 
@@ -376,6 +504,9 @@ def main() -> int:
                         help="qase_rate_limit of the senders and the server's limit a minute")
     parser.add_argument("--no-learned", dest="learned", action="store_false",
                         help="skip the row sets where the server's lower caps force 413s")
+    parser.add_argument("--no-rate", dest="rate", action="store_false",
+                        help="skip the row sets where the rate budget binds (about a minute "
+                             "a row)")
     parser.add_argument("--burst", action="store_true",
                         help="hand every result over at once (default: at most "
                              f"{AHEAD} ahead of those delivered, as when tests are slower "
@@ -398,13 +529,21 @@ def main() -> int:
                 measured = measure(case, args.seed, work / f"{number}-{index}",
                                    0 if args.burst else AHEAD)
                 print(row(measured), flush=True)
-                bad = measured["lost"] or measured["duplicated"] or measured["errors"]
-                for text in measured["errors"][:3] + [f"kept: {p}" for p in measured["kept"]]:
+                bad = (measured["lost"] or measured["left"] or measured["duplicated"]
+                       or measured["errors"])
+                if not bad:
+                    shutil.rmtree(work / f"{number}-{index}", ignore_errors=True)
+                why = [w for o in measured["outputs"] for w in o["why"]]
+                for text in (measured["errors"][:3] + [f"kept: {p}" for p in measured["kept"]]
+                             + [f"not delivered: {w}" for w in sorted(set(why))[:3]]):
                     print(f"  ! {text}")
                 failures += bool(bad)
             print()
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if any(work.iterdir()):
+            print(f"the files of the rows that failed are kept in {work}")
+        else:
+            work.rmdir()
     return 1 if failures else 0
 
 
