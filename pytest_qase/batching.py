@@ -14,6 +14,7 @@ from .results import TRIM_MARKER, cut_middle, to_json_bytes
 
 ENVELOPE = len(b'{"results":[]}')
 MIN_TEXT = 2048
+OPEN_BATCHES = 2  # batches being filled at once (see ``Packer``)
 
 
 class BodySource(Protocol):
@@ -54,29 +55,63 @@ def batch_size(entries: list[Entry]) -> int:
 
 
 class Packer:
-    """Accumulates entries and hands out full batches."""
+    """Accumulates entries in up to two open batches and hands out the full ones.
+
+    An entry goes into the fullest open batch it fits. A large result that does not fit the
+    batch being filled starts the other one instead of closing it half empty, and the small
+    results after it top that one up: with a byte cap near the size of the largest stack
+    traces, one open batch would send about one request per large result more than needed.
+    """
 
     def __init__(self, max_count: int, max_bytes: int) -> None:
         self.max_count = max_count
         self.max_bytes = max_bytes
-        self.pending: list[Entry] = []
-        self._bytes = ENVELOPE
+        self._open: list[list[Entry]] = []
+        self._bytes: list[int] = []  # the serialized size of each open batch
+
+    @property
+    def pending(self) -> list[Entry]:
+        """Every entry in an open batch."""
+        return [entry for batch in self._open for entry in batch]
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._open)
 
     def add(self, entry: Entry) -> list[list[Entry]]:
         """Add one entry; return the batches that are now complete."""
         ready: list[list[Entry]] = []
-        if self.pending and (len(self.pending) >= self.max_count
-                             or self._bytes + entry.size + 1 > self.max_bytes):
-            ready.append(self.take())
-        self.pending.append(entry)
-        self._bytes += entry.size + (1 if len(self.pending) > 1 else 0)
-        if len(self.pending) >= self.max_count:
-            ready.append(self.take())
+        fitting = [i for i, batch in enumerate(self._open) if len(batch) < self.max_count
+                   and self._bytes[i] + entry.size + 1 <= self.max_bytes]
+        # the fullest batch it fits: small results top up the batch of a large one
+        place = max(fitting, key=self._fullness) if fitting else None
+        if place is None:
+            if len(self._open) >= OPEN_BATCHES:
+                ready.append(self._close(max(range(len(self._open)), key=self._fullness)))
+            self._open.append([entry])
+            self._bytes.append(ENVELOPE + entry.size)
+            place = len(self._open) - 1
+        else:
+            self._open[place].append(entry)
+            self._bytes[place] += entry.size + 1
+        if self._fullness(place) >= 1.0:
+            ready.append(self._close(place))
         return ready
 
-    def take(self) -> list[Entry]:
-        batch, self.pending, self._bytes = self.pending, [], ENVELOPE
-        return batch
+    def take_all(self) -> list[list[Entry]]:
+        """Every open batch, closed now (the end of the session, a flush after a pause)."""
+        batches, self._open, self._bytes = self._open, [], []
+        return batches
+
+    def _fullness(self, index: int) -> float:
+        """1.0 once no further entry can join the open batch ``index``."""
+        by_count = len(self._open[index]) / self.max_count
+        by_bytes = (self._bytes[index] + 1) / self.max_bytes
+        return max(by_count, by_bytes)
+
+    def _close(self, index: int) -> list[Entry]:
+        self._bytes.pop(index)
+        return self._open.pop(index)
 
     def lower_caps(self, count: Optional[int], size: Optional[int]) -> None:
         if count:

@@ -40,6 +40,9 @@ class ResultSender:
         self.requests = 0
         self.split_413 = 0
         self._accepted = (0, 0)  # most results and most bytes that one accepted request held
+        # what was left of batches repacked under a lower cap: it joins the next batch sent
+        # (the sender thread's own), rather than going out as a small request of its own
+        self._carry: list[Entry] = []
         self._outage_until = 0.0
         self._held = 0  # bytes of bodies in memory (the spooler adds, the sender releases)
         self._held_lock = threading.Lock()
@@ -79,12 +82,18 @@ class ResultSender:
 
     @property
     def pending(self) -> int:
-        return len(self.packer.pending) + sum(len(b) for b in self.parked)
+        return (len(self.packer.pending) + len(self._carry)
+                + sum(len(b) for b in self.parked))
 
     # -- sending ----------------------------------------------------------------------------
 
-    def send(self, batch: list[Entry], deadline: clock.Deadline) -> None:
-        """Deliver a batch now, or park it (transient trouble) or record why it cannot go."""
+    def send(self, batch: list[Entry], deadline: clock.Deadline, *, last: bool = False) -> None:
+        """Deliver a batch now, or park it (transient trouble) or record why it cannot go.
+
+        ``last``: no batch follows, so nothing may be carried over to the next one.
+        """
+        if self._carry:
+            batch, self._carry = self._carry + batch, []
         if not batch:
             return
         if self.stopped is not None:
@@ -95,11 +104,16 @@ class ResultSender:
             return
         self.packer.lower_caps(*self.client.guard.learned_caps())  # what other processes learned
         work = [batch]
-        while work:
+        while work or (last and self._carry):
+            if not work:  # the last batch: what was carried goes now, in as few requests
+                work, self._carry = [self._carry], []
             current = work.pop()
-            if len(current) > 1 and (len(current) > self.packer.max_count
-                                     or batch_size(current) > self.packer.max_bytes):
-                work.extend(reversed(self._repack(current)))  # formed before a lower cap
+            if len(current) > 1 and self._over_caps(current):
+                full, open_batches = self._repack(current)  # formed before a lower cap
+                if last and not (work or full or self._carry):  # nothing left to top them up
+                    full, open_batches = open_batches, []
+                self._carry = [entry for piece in open_batches for entry in piece] + self._carry
+                work.extend(reversed(full))
                 continue
             try:
                 self.requests += 1
@@ -107,6 +121,8 @@ class ResultSender:
             except ApiError as error:
                 work.extend(self._after_error(current, error))
                 if self.stopped is not None or (error.transient and not error.status == 413):
+                    if last and self._carry:
+                        work, self._carry = [self._carry] + work, []
                     for rest in reversed(work):
                         self._redirect(rest, error)
                     return
@@ -135,6 +151,8 @@ class ResultSender:
     def _split_413(self, batch: list[Entry]) -> list[list[Entry]]:
         self.split_413 += 1
         self._learn_from_413(batch)
+        if len(batch) > 1 and self._accepted[0] and self._over_caps(batch):
+            return [batch]  # caps learned next to an accepted request: repacked under them
         if len(batch) > 1:  # equal counts: if one half passes, the count was not the reason
             half = len(batch) // 2
             return [batch[half:], batch[:half]]
@@ -170,11 +188,15 @@ class ResultSender:
         self.packer.lower_caps(learned_count, learned_bytes)
         self.client.guard.learn_caps(learned_count, learned_bytes)
 
-    def _repack(self, batch: list[Entry]) -> list[list[Entry]]:
-        """A batch formed under higher caps, as the fewest batches that fit the current ones."""
+    def _over_caps(self, batch: list[Entry]) -> bool:
+        return len(batch) > self.packer.max_count or batch_size(batch) > self.packer.max_bytes
+
+    def _repack(self, batch: list[Entry]) -> tuple[list[list[Entry]], list[list[Entry]]]:
+        """A batch formed under higher caps, as the batches the current caps fill and the
+        ones they leave open (each within the caps)."""
         packer = Packer(self.packer.max_count, self.packer.max_bytes)
-        pieces = [piece for entry in batch for piece in packer.add(entry)]
-        return pieces + ([packer.take()] if packer.pending else [])
+        full = [piece for entry in batch for piece in packer.add(entry)]
+        return full, packer.take_all()
 
     def _redirect(self, batch: list[Entry], error: ApiError) -> None:
         if self.stopped is not None:
@@ -200,14 +222,18 @@ class ResultSender:
     def flush(self, deadline: clock.Deadline) -> None:
         """Send what is packed and retry what was parked, within ``deadline``."""
         self._outage_until = 0.0
-        batches = self.parked + ([self.packer.take()] if self.packer.pending else [])
-        self.parked = []
+        rest = self._carry + [entry for piece in self.packer.take_all() for entry in piece]
+        full, open_batches = self._repack(rest)  # what waits, in the fewest requests
+        batches = self.parked + full + open_batches
+        self.parked, self._carry = [], []
         for index, batch in enumerate(batches):
             if deadline.expired():
-                self.parked.extend(batches[index:])
+                self.parked.extend(([self._carry] if self._carry else []) + batches[index:])
+                self._carry = []
                 break
-            self.send(batch, deadline)
-            if self.parked and self.parked[-1] is batch:  # still failing: stop trying now
+            parked = len(self.parked)
+            self.send(batch, deadline, last=index == len(batches) - 1)
+            if len(self.parked) > parked:  # still failing: stop trying now
                 self.parked.extend(batches[index + 1:])
                 break
 

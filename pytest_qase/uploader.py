@@ -239,7 +239,7 @@ class Uploader:
             self._oldest = clock.monotonic()
         for batch in self.sender.add(payload):
             self._hand_over(batch)
-        if not self.sender.packer.pending:
+        if not self.sender.packer.has_pending:
             self._oldest = None
 
     @staticmethod
@@ -256,8 +256,9 @@ class Uploader:
 
     def _hand_over_partial(self) -> None:
         self._oldest = None
-        if self.sender is not None and self.sender.packer.pending:
-            self._hand_over(self.sender.packer.take())
+        if self.sender is not None:
+            for batch in self.sender.packer.take_all():
+                self._hand_over(batch)
 
     # -- the sender thread ------------------------------------------------------------------
 
