@@ -15,6 +15,7 @@ import mimetypes
 import os
 import re
 import shutil
+import stat
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional, Union
@@ -126,10 +127,13 @@ def capture(path: Optional[Union[str, os.PathLike]] = None, mime: Optional[str] 
         else:
             raise ValueError(f"content= must be bytes or str, not {type(content).__name__}")
         attachment = Attachment(filename=safe_name(name), mime=kind, size=len(data))
+        attachment.content = data
         if len(data) > IN_MEMORY_BYTES and store is not None:
-            attachment.path, attachment.owned = store.write(data, name), True
-        else:
-            attachment.content = data
+            try:
+                attachment.path, attachment.owned = store.write(data, name), True
+                attachment.content = None
+            except OSError:  # a full disk, no file descriptors left: it stays in memory
+                pass
         return attachment
     if path is None:
         raise ValueError("give a file path, or content= with the bytes or text to attach")
@@ -138,17 +142,20 @@ def capture(path: Optional[Union[str, os.PathLike]] = None, mime: Optional[str] 
                          "(for content, use content=); nothing was attached")
     source = os.fspath(path)
     try:
-        size = os.path.getsize(source)
+        info = os.stat(source)
     except OSError:
         raise ValueError(f"file not found: {source}; nothing was attached") from None
+    if not stat.S_ISREG(info.st_mode):  # /dev/zero never ends, a FIFO blocks the test
+        raise ValueError(f"{source} is not a regular file; nothing was attached")
+    size = info.st_size
     name = filename or os.path.basename(source)
     attachment = Attachment(filename=safe_name(name),
                             mime=mime or mimetypes.guess_type(name)[0]
                             or "application/octet-stream", size=size)
     try:
         if size <= IN_MEMORY_BYTES or store is None and size <= MAX_FILE_BYTES:
-            with open(source, "rb") as handle:
-                attachment.content = handle.read()
+            with open(source, "rb") as handle:  # it may have grown since: read what fits
+                attachment.content = handle.read(MAX_FILE_BYTES + 1)
             attachment.size = len(attachment.content)
         elif size <= MAX_FILE_BYTES and store is not None:
             attachment.path, attachment.owned = store.copy(source, name), True

@@ -33,6 +33,7 @@ LAST_ATTEMPT_TIMEOUT = 2.0  # seconds a request may take once its deadline is sp
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
 DEFAULT_RETRY_AFTER = 60.0
+MAX_RETRY_AFTER = 600.0
 
 # Captured at import, before any test can patch them: ``responses`` replaces
 # ``HTTPAdapter.send``; ``requests-mock`` replaces ``Session.send``, which swaps in its own
@@ -144,18 +145,23 @@ class Reply:
 
 
 def parse_retry_after(value: Optional[str]) -> float:
-    """Seconds to wait from a ``Retry-After`` header: seconds or an HTTP date; absent: 60."""
+    """Seconds to wait from a ``Retry-After`` header: seconds or an HTTP date; absent: 60.
+
+    At most ``MAX_RETRY_AFTER``: the block is shared by every later session on the token,
+    and Qase's own blocks last a minute, so a day from a broken proxy must not stop them.
+    """
     if not value:
         return DEFAULT_RETRY_AFTER
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-        return max(0.0, when.timestamp() - clock.now())
-    except (TypeError, ValueError):
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - clock.now()
+        except (TypeError, ValueError, OverflowError):
+            return DEFAULT_RETRY_AFTER
+    if seconds != seconds:  # NaN
         return DEFAULT_RETRY_AFTER
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
 def backoff_delay(attempt: int) -> float:
@@ -369,6 +375,7 @@ class QaseClient:
         status = response.status_code
         secret = self._token.reveal()
         page = None if isinstance(data, dict) else _page(response, secret)
+        data = data if isinstance(data, dict) else None  # a JSON array is no Qase answer
         response.close()
         if 200 <= status < 300:
             return Reply(status, data, page)
@@ -386,55 +393,57 @@ class QaseClient:
 
     # -- the endpoints ------------------------------------------------------------------
 
+    def call_json(self, method: str, path: str, action: str, deadline: clock.Deadline,
+                  **options: Any) -> dict[str, Any]:
+        """``call`` for an answer that must be Qase's JSON: a 2xx page (a captive portal's
+        login page) means the request did nothing, and says so."""
+        reply = self.call(method, path, action, deadline, **options)
+        if reply.page is not None:
+            raise ApiError(describe(reply.status, action, "", reply.page), reply.status)
+        return reply.data or {}
+
     def get_project(self, code: str, deadline: clock.Deadline) -> dict[str, Any]:
-        reply = self.call("GET", f"/v1/project/{code}", f"read project {code}", deadline)
-        return (reply.data or {}).get("result") or {}
+        data = self.call_json("GET", f"/v1/project/{code}", f"read project {code}", deadline)
+        return data.get("result") or {}
 
     def create_run(self, code: str, body: dict[str, Any], deadline: clock.Deadline) -> int:
         from .results import to_json_bytes
 
-        reply = self.call("POST", f"/v1/run/{code}", f"create a run in project {code}",
-                          deadline, body=to_json_bytes(body), idempotent=False)
-        if reply.page is not None:  # a captive portal's page: no run was created
-            raise ApiError(describe(reply.status, f"create a run in project {code}", "",
-                                    reply.page), reply.status)
+        data = self.call_json("POST", f"/v1/run/{code}", f"create a run in project {code}",
+                              deadline, body=to_json_bytes(body), idempotent=False)
         try:
-            return int(reply.data["result"]["id"])
+            return int(data["result"]["id"])
         except (KeyError, TypeError, ValueError):
             raise ApiError("Qase answered the request to create a run without a run id") \
                 from None
 
     def get_run(self, code: str, run_id: int, deadline: clock.Deadline) -> dict[str, Any]:
-        reply = self.call("GET", f"/v1/run/{code}/{run_id}", f"read run {run_id} of {code}",
-                          deadline)
-        return (reply.data or {}).get("result") or {}
+        data = self.call_json("GET", f"/v1/run/{code}/{run_id}", f"read run {run_id} of {code}",
+                              deadline)
+        return data.get("result") or {}
 
     def complete_run(self, code: str, run_id: int, deadline: clock.Deadline) -> None:
-        self.call("POST", f"/v1/run/{code}/{run_id}/complete",
-                  f"complete run {run_id} of {code}", deadline)
+        self.call_json("POST", f"/v1/run/{code}/{run_id}/complete",
+                       f"complete run {run_id} of {code}", deadline)
 
     def send_results(self, code: str, run_id: int, body: bytes,
-                     deadline: clock.Deadline) -> Reply:
+                     deadline: clock.Deadline) -> None:
         """Deliver a bulk of results; only Qase's JSON answer counts as delivered.
 
         A 2xx that is not JSON (a captive portal's login page) stored nothing: the results
         are kept for ``upload`` instead of being counted as delivered.
         """
-        action = f"send results to run {run_id} of {code}"
-        reply = self.call("POST", f"/v2/{code}/run/{run_id}/results", action, deadline,
-                          body=body)
-        if reply.page is not None:
-            raise ApiError(describe(reply.status, action, "", reply.page), reply.status)
-        return reply
+        self.call_json("POST", f"/v2/{code}/run/{run_id}/results",
+                       f"send results to run {run_id} of {code}", deadline, body=body)
 
     def upload_attachments(self, code: str, files: list[tuple[str, bytes, str]],
                            deadline: clock.Deadline) -> list[str]:
         """Upload files (name, content, mime) in one multipart request; their hashes, in order."""
         parts = [("file[]", (name, content, mime)) for name, content, mime in files]
-        reply = self.call("POST", f"/v1/attachment/{code}",
-                          f"upload {len(files)} attachment(s) to project {code}", deadline,
-                          files=parts)
-        listed = (reply.data or {}).get("result") if isinstance(reply.data, dict) else None
+        data = self.call_json("POST", f"/v1/attachment/{code}",
+                              f"upload {len(files)} attachment(s) to project {code}", deadline,
+                              files=parts)
+        listed = data.get("result")
         hashes = [str(entry.get("hash")) for entry in listed or [] if isinstance(entry, dict)]
         if len(hashes) != len(files) or not all(hashes):
             raise ApiError("Qase stored the attachments but did not answer with their hashes")

@@ -21,7 +21,7 @@ def read_plan_cases(client: QaseClient, project: str, plan_id: int,
     reply = client.call("GET", f"/v1/plan/{project}/{plan_id}",
                         f"read test plan {plan_id} of {project}", deadline)
     result = (reply.data or {}).get("result") or {}
-    cases = result.get("cases")
+    cases = result.get("cases") if isinstance(result, dict) else None
     if not isinstance(cases, list):
         raise ApiError(f"Qase's answer for test plan {plan_id} of {project} had no cases")
     ids = set()
@@ -30,6 +30,8 @@ def read_plan_cases(client: QaseClient, project: str, plan_id: int,
             ids.add(int(case["case_id"]))
         except (KeyError, TypeError, ValueError):
             continue
+    if cases and not ids:  # not one case id readable: no answer of Qase's
+        raise ApiError(f"Qase's answer for test plan {plan_id} of {project} had no case ids")
     return sorted(ids)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 import threading
 from typing import Any, Optional
@@ -27,14 +28,34 @@ MAX_PAUSE = 5.0  # longest single sleep, so deadlines and other processes are re
 
 
 def state_directory() -> str:
-    """A private directory for this user's shared state."""
+    """A private directory for this user's shared state.
+
+    The temp directory is shared by every user of the machine: a folder of that name made
+    by someone else (or a link to one) would let them block or read our uploads, so it is
+    used only when it is ours and closed to others; else the user's ``~/.cache``.
+    """
     try:
         user = str(os.getuid())
     except AttributeError:  # Windows
         user = os.environ.get("USERNAME", "user")
     path = os.path.join(tempfile.gettempdir(), f"pytest-qase-{user}")
     os.makedirs(path, mode=0o700, exist_ok=True)
-    return path
+    if _private(path):
+        return path
+    fallback = os.path.join(os.path.expanduser("~"), ".cache", "pytest-qase")
+    os.makedirs(fallback, mode=0o700, exist_ok=True)
+    if _private(fallback):
+        return fallback
+    raise OSError(f"{path} belongs to another user or others may write to it: remove it")
+
+
+def _private(path: str) -> bool:
+    """A real folder (not a link) of this user that nobody else may write to."""
+    if not hasattr(os, "getuid"):
+        return True
+    info = os.lstat(path)
+    return (stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
+            and not info.st_mode & 0o022)
 
 
 def state_name(url: str, token: str) -> str:

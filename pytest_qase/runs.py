@@ -78,7 +78,7 @@ def _environment_id(wanted: str, project: str, client: Optional[QaseClient],
         for environment in _environments(client, project, deadline):
             if environment.get("slug") == wanted:
                 return int(environment["id"])
-    except (ApiError, KeyError, TypeError, ValueError) as error:
+    except (ApiError, AttributeError, KeyError, TypeError, ValueError) as error:
         problems.append(f"environment {wanted!r}: could not read the environments of "
                         f"{project}: {error}; the run is created without an environment")
         return None
@@ -127,7 +127,7 @@ def _configuration_ids(settings: Settings, project: str, client: Optional[QaseCl
             elif found not in ids:
                 ids.append(found)
         return ids
-    except (ApiError, KeyError, TypeError, ValueError) as error:
+    except (ApiError, AttributeError, KeyError, TypeError, ValueError) as error:
         problems.append(f"configurations {shown}: could not read or create them in {project}: "
                         f"{error}; the run is created without configurations")
         return []
@@ -166,10 +166,11 @@ def _create_configuration(client: QaseClient, project: str, groups: list[dict[st
 def make_public(client: QaseClient, project: str, run_id: int,
                 deadline: clock.Deadline) -> str:
     """Turn on the run's public report; return its address."""
-    reply = client.call("PATCH", f"/v1/run/{project}/{run_id}/public",
-                        f"make run {run_id} of {project} public", deadline,
-                        body=to_json_bytes({"status": True}))
-    url = ((reply.data or {}).get("result") or {}).get("url")
+    data = client.call_json("PATCH", f"/v1/run/{project}/{run_id}/public",
+                            f"make run {run_id} of {project} public", deadline,
+                            body=to_json_bytes({"status": True}))
+    result = data.get("result")
+    url = result.get("url") if isinstance(result, dict) else None
     if not url:
         raise ApiError(f"Qase made run {run_id} public but its answer had no link")
     return str(url)

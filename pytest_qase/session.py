@@ -7,8 +7,12 @@ deliver, complete, summarise. It never changes pytest's exit code unless strict 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any, Optional
 
 import pytest
@@ -48,8 +52,9 @@ class QaseSession:
         self.session_dir: Optional[str] = None
         self.start_time = clock.now()
         self.problems: list[str] = list(settings.errors)
+        # "dropped": results that could not be processed, so never reached a spool
         self.totals = {"results": 0, "delivered": 0, "undelivered": 0, "requests": 0,
-                       "filtered": 0}
+                       "filtered": 0, "dropped": 0}
         self.reasons: list[str] = []
         self.kept_spools: list[str] = []
         self.completed = False
@@ -57,6 +62,7 @@ class QaseSession:
         self.recovered = 0  # results of dead or interrupted workers the controller delivered
         self.stopped_early: Optional[str] = None  # Ctrl-C, -x, --maxfail: why pytest stopped
         self.end_deadline = clock.Deadline(settings.max_wait)
+        self.last_report = clock.monotonic()  # the last test report seen (see ``_finish``)
         self.plan_cases: Optional[frozenset[int]] = None  # --qase-plan-only: the plan's cases
         self.plan_deselected = 0
         self.public_url: Optional[str] = None
@@ -148,8 +154,9 @@ class QaseSession:
         try:
             self.plan_cases = frozenset(plan.read_plan_cases(
                 self.client, settings.project, settings.plan_id, deadline))
-        except ApiError as error:
-            self.problems.append(f"could not read test plan {settings.plan_id}: {error}; "
+        except Exception as error:  # an answer of an unexpected shape costs only the plan
+            text = str(error) if isinstance(error, ApiError) else f"{type(error).__name__}: {error}"
+            self.problems.append(f"could not read test plan {settings.plan_id}: {text}; "
                                  "every test runs")
 
     def _run_title(self) -> str:
@@ -286,6 +293,7 @@ class QaseSession:
         current = self.current
         if current is not None and report.nodeid == current.item.nodeid:
             current.add(report)
+        self.last_report = clock.monotonic()
 
     # -- the end ------------------------------------------------------------------------------
 
@@ -300,7 +308,9 @@ class QaseSession:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def _finish(self, session: pytest.Session) -> None:
-        self.end_deadline = clock.Deadline(self.settings.max_wait)  # bounds all that follows
+        # bounds all that follows; under xdist the workers' own flush already took part of it
+        spent = clock.monotonic() - self.last_report if self.xdist is not None else 0.0
+        self.end_deadline = clock.Deadline(max(0.0, self.settings.max_wait - spent))
         self.stopped_early = _stop_reason(session)
         self._close_uploader()
         workeroutput = getattr(self.config, "workeroutput", None)
@@ -325,13 +335,16 @@ class QaseSession:
         if uploader is None:
             return
         try:
-            finished = uploader.close(self.end_deadline.remaining())
+            with _sigterm_as_interrupt():
+                finished = uploader.close(self.end_deadline.remaining())
         except KeyboardInterrupt:  # Ctrl-C while the last results go: stop waiting, keep them
             finished = False
-            self.reasons.append("interrupted (Ctrl-C) while the last results were sent")
+            self.reasons.append("interrupted (Ctrl-C or SIGTERM) while the last results were "
+                                "sent")
         # unfinished: results still queued or in a request count as taken and not delivered
         taken = uploader.taken if finished else max(uploader.taken, uploader.submitted)
         self.totals["results"] += taken
+        self.totals["dropped"] += uploader.dropped
         self.problems.extend(uploader.errors)
         self.broken = self.broken or any(e.startswith("uploader stopped") for e in uploader.errors)
         self.warnings.extend(uploader.warnings)
@@ -471,6 +484,28 @@ class QaseSession:
         self.broken = True
         self.problems.append(message)
         print(f"qase: error: {message}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While the last results go, SIGTERM (a cancelled CI job) stops the wait like Ctrl-C,
+    so that the summary still says where the undelivered results are."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except (ValueError, OSError):  # no SIGTERM here (or not the main interpreter)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # what a ``pytest_qase_result`` hook in a conftest.py may raise: never an INTERNALERROR

@@ -98,10 +98,23 @@ def read_spool(path: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             header = header or record
         elif "result" in record and isinstance(record["result"], dict):
             results[str(record["result"].get("id"))] = record["result"]
-        elif "delivered" in record:
+        elif isinstance(record.get("delivered"), list):
             for result_id in record["delivered"]:
                 results.pop(str(result_id), None)
     return header, list(results.values())
+
+
+def unreadable_lines(path: str) -> int:
+    """Lines of a spool file that are not records of it (cut short by a crash, edited)."""
+    bad = 0
+    with open(path, "rb") as handle:
+        for line in handle:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            bad += not isinstance(record, dict)
+    return bad
 
 
 def read_pending_attachments(path: str) -> dict[str, list[dict[str, Any]]]:
@@ -160,7 +173,7 @@ def spool_counts(path: str) -> tuple[int, int]:
         for record in _records(path):
             if "result" in record and isinstance(record["result"], dict):
                 taken.add(str(record["result"].get("id")))
-            elif "delivered" in record:
+            elif isinstance(record.get("delivered"), list):
                 delivered.update(str(result_id) for result_id in record["delivered"])
     except OSError:
         return 0, 0

@@ -15,7 +15,7 @@ from .attachments import Attachment, AttachmentUploader, place_hash
 from .batching import Entry, trim
 from .client import QaseClient
 from .sender import ResultSender
-from .spool import Spool, read_pending_attachments, read_spool, spool_files
+from .spool import Spool, read_pending_attachments, read_spool, spool_files, unreadable_lines
 
 
 @dataclass
@@ -40,8 +40,14 @@ def deliver_spools(path: str, client: QaseClient, *, batch_size: int, max_bytes:
     for spool_path in spool_files(path):
         header, results = read_spool(spool_path)
         project, run_id = header.get("project"), header.get("run_id")
+        damaged = unreadable_lines(spool_path)
+        if damaged:  # a result on such a line cannot be sent: the file stays, for a look
+            outcome.warnings.append(f"{damaged} line(s) of {spool_path} could not be read (a "
+                                    "crash cut them short?); the results on them are lost, "
+                                    "the file is kept")
         if not results:
-            os.remove(spool_path)
+            if not damaged:
+                os.remove(spool_path)
             continue
         why = _unusable(header, expect_run, expect_url)
         if why:
@@ -74,7 +80,7 @@ def deliver_spools(path: str, client: QaseClient, *, batch_size: int, max_bytes:
             for entry in batch:
                 outcome.undelivered[entry.id] = sender.leftover_reason() or "not delivered"
         outcome.warnings.extend(files.warnings)
-        kept = spool.close(keep=bool(sender.undelivered or sender.parked))
+        kept = spool.close(keep=bool(sender.undelivered or sender.parked or damaged))
         if kept:
             outcome.kept.append(kept)
         else:  # every result is in Qase: the kept copies of its attachments can go
@@ -117,7 +123,7 @@ def _upload_pending(files: AttachmentUploader, result: dict, records: list[dict]
 
 
 def _unusable(header: dict, expect_run: Optional[int], expect_url: Optional[str]) -> str:
-    if not header.get("project") or not header.get("run_id"):
+    if not header.get("project") or not str(header.get("run_id", "")).isdigit():
         return "the spool file names no project or run"
     if expect_run is not None and header.get("run_id") != expect_run:
         return f"the spool file belongs to run {header.get('run_id')}, not {expect_run}"

@@ -73,6 +73,7 @@ class Uploader:
         self.flush_interval = flush_interval
         self.batch_deadline = BATCH_DEADLINE if batch_deadline is None else batch_deadline
         self.taken = 0
+        self.dropped = 0  # results that could not be processed (see ``_drop``)
         self.errors: list[str] = []
         self._results: queue.SimpleQueue = queue.SimpleQueue()
         self._batches: queue.SimpleQueue = queue.SimpleQueue()
@@ -159,13 +160,15 @@ class Uploader:
     def _flush_spool(self) -> None:
         """Put every result taken so far on disk and wake ``wait_spooled``.
 
-        A result still waiting for its files to upload is in memory until they are: the
-        test thread is never held up by attachment uploads.
+        A result still waiting for its files to upload is in memory until they are, and
+        is not counted as on disk: only an xdist worker's ``wait_spooled`` waits for it.
         """
         if self.sender is not None and self.sender.spool:
             self.sender.spool.flush()
         with self._spooled_changed:
-            self._spooled = self.taken
+            # a result waiting for its files to upload is not on disk yet: a worker that
+            # dies must not find it missing from its spool (see ``wait_spooled``)
+            self._spooled = self.taken - len(self._with_files)
             self._spooled_changed.notify_all()
 
     def _next(self) -> object:
@@ -216,6 +219,7 @@ class Uploader:
         """One result that cannot be written or sent (a hook left a value of the wrong type
         on it): the others go on, and it is counted as not delivered, saying why."""
         why = f"could not process the result of {result.nodeid}: {type(exc).__name__}: {exc}"
+        self.dropped += 1
         if len(self.errors) < MAX_ERRORS:
             self.errors.append(why)
         if self.sender is not None:

@@ -222,7 +222,8 @@ class XdistController:
                                  deadline=owner.end_deadline,
                                  expect_run=owner.run_id, expect_url=owner.settings.url)
         owner.totals["delivered"] += outcome.delivered
-        owner.totals["undelivered"] = len(outcome.undelivered)
+        # the spools hold every result that is still to go, except those never spooled
+        owner.totals["undelivered"] = len(outcome.undelivered) + owner.totals["dropped"]
         owner.reasons.extend(sorted(set(outcome.undelivered.values()))[:3])
         owner.kept_spools = outcome.kept
         owner.recovered = outcome.delivered

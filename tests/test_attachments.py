@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -275,3 +276,26 @@ def test_a_bad_attach_call_is_a_warning_whether_on_or_off(pytester):
     assert ("qase: warning: qase.attach: the path must be text or a path, not int (for "
             "content, use content=); nothing was attached") in lines
     assert "qase: warning: qase.attach: content= must be bytes or str, not object" in lines
+
+
+def test_special_files_are_not_read(pytester, tmp_path):
+    """/dev/zero never ends and a FIFO blocks whoever opens it: neither may hang or eat the
+    memory of a test that passes with the plugin off."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    pytester.makepyfile(test_special=f"""
+        from pytest_qase import qase
+
+        def test_zero():
+            qase.attach("/dev/zero")
+
+        def test_fifo():
+            qase.attach({str(fifo)!r})
+    """)
+    result = run(pytester, None)
+    assert result.ret == 0
+    lines = qase_lines(result)
+    assert "qase: warning: qase.attach: /dev/zero is not a regular file; nothing was " \
+           "attached" in lines
+    assert f"qase: warning: qase.attach: {fifo} is not a regular file; nothing was " \
+           "attached" in lines

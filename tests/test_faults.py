@@ -589,9 +589,11 @@ def test_tests_that_fix_uuid4_and_urandom_still_get_one_result_each(pytester, qa
     assert_clean(qase_server)
 
 
-def test_ctrl_c_while_the_last_results_are_sent(pytester, qase_server, monkeypatch):
-    """The server is slow at the end and the user presses Ctrl-C: no traceback, the
-    summary says what happened and where the results wait; nothing is lost."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_while_the_last_results_are_sent(pytester, qase_server, monkeypatch, signum):
+    """The server is slow at the end and the user presses Ctrl-C (or CI cancels the job
+    with SIGTERM): no traceback, the summary says what happened and where the results
+    wait; nothing is lost."""
     qase_server.inject(path=r"/results$", status=None, delay=30, times=None)
     point_at(monkeypatch, qase_server)
     process = start(pytester, qase_server, log="slow.log", new_session=True)
@@ -602,17 +604,49 @@ def test_ctrl_c_while_the_last_results_are_sent(pytester, qase_server, monkeypat
         time.sleep(0.05)
     time.sleep(0.5)  # in the final flush now, waiting for the slow answer
     started = time.monotonic()
-    os.killpg(process.pid, signal.SIGINT)
+    os.killpg(process.pid, signum)
     code, lines = finished(process, pytester, log="slow.log", timeout=60)
     assert time.monotonic() - started < 15
     assert code == pytest.ExitCode.TESTS_FAILED, lines[-20:]  # pytest's: test_n[3] failed
     assert not [line for line in lines if "Traceback" in line or "INTERNALERROR" in line]
     qase = [line for line in lines if line.startswith("qase:")]
-    assert any(line.startswith("qase: ") and "were not delivered: interrupted (Ctrl-C) while "
-               "the last results were sent" in line for line in qase), qase
+    assert any(line.startswith("qase: ") and "were not delivered: interrupted (Ctrl-C or "
+               "SIGTERM) while the last results were sent" in line for line in qase), qase
     [path] = [line.split(" upload ", 1)[1] for line in qase if " upload " in line]
     qase_server.clear_faults()
     done = _upload(pytester, qase_server, path)
     assert done.returncode == 0, done.stderr
     # the slow request may have been stored after all: the upload's resend creates nothing twice
     assert len(qase_server.results()) == len(by_title(qase_server)) == 25
+
+
+def test_a_damaged_spool_says_so_and_is_kept(pytester, qase_server, monkeypatch):
+    """A line cut short (a crash while writing) or of the wrong shape: the readable results
+    go, the damage is named, and the file stays for a look."""
+    qase_server.inject(path=r"/results$", status=503, drop=True, times=None)
+    result, _ = _run(pytester, qase_server, monkeypatch, QASE_MAX_WAIT="2")
+    path = Path(_spool_path(result))
+    lines = path.read_bytes().splitlines(keepends=True)
+    cut = lines[-1][: len(lines[-1]) // 2]  # the last result, half written
+    path.write_bytes(b"".join(lines[:-1]) + b'{"delivered": 5}\n' + cut)  # 5: ignored
+    qase_server.clear_faults()
+    done = _upload(pytester, qase_server, str(path))
+    assert done.returncode == 0, done.stderr
+    assert "qase: 24 results delivered" in done.stderr
+    assert f"qase: warning: 1 line(s) of {path} could not be read (a crash cut them short?); " \
+           "the results on them are lost, the file is kept" in done.stderr
+    assert path.exists() and len(qase_server.results()) == 24
+
+
+def test_completing_a_run_with_a_login_page_for_an_answer_is_not_completing(
+        pytester, qase_server, monkeypatch):
+    qase_server.inject(path=r"/complete$", status=200, times=None,
+                       body="<html><title>Wi-Fi login</title></html>",
+                       headers={"Content-Type": "text/html"})
+    result, _ = _run(pytester, qase_server, monkeypatch)
+    lines = qase_lines(result)
+    assert not any(line.endswith("(completed)") for line in lines), lines
+    assert any(line.startswith("qase: could not complete the run: the server answered 200 when"
+                               " trying to complete run 1 of DEMO") and "Wi-Fi login" in line
+               for line in lines), lines
+    assert not qase_server.run(1)["completed"]

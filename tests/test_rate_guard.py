@@ -122,3 +122,33 @@ def test_server_headers_slow_us_down_before_a_429(tmp_path):
     assert guard.blocked_until() > clock.now() + 0.5
     guard.observe("12", str(clock.now() + 50))  # some left: no pause
     assert guard.blocked_until() < clock.now() + 1.5
+
+
+@pytest.mark.skipif(not hasattr(os, "chown") or os.getuid() != 0,
+                    reason="making a folder of another user needs root")
+def test_a_state_folder_of_another_user_is_not_used(tmp_path, monkeypatch):
+    """Someone made $TMPDIR/pytest-qase-<uid> first, open to all, with a block in it: our
+    state goes to ~/.cache/pytest-qase instead, and their block does not stop us."""
+    import tempfile
+
+    from pytest_qase.ratelimit import state_directory
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    theirs = tmp_path / f"pytest-qase-{os.getuid()}"
+    theirs.mkdir(mode=0o777)
+    os.chmod(theirs, 0o777)
+    os.chown(theirs, 1234, 1234)
+    (theirs / f"{state_name(URL, TOKEN)}.json").write_text(
+        json.dumps({"sent": [], "blocked_until": 9e9}))
+    assert state_directory() == str(tmp_path / "home" / ".cache" / "pytest-qase")
+    guard = RateGuard(URL, TOKEN, 10)
+    assert guard.acquire(clock.Deadline(1))
+
+
+def test_a_retry_after_of_a_day_blocks_ten_minutes_at_most():
+    from pytest_qase.client import MAX_RETRY_AFTER, parse_retry_after
+
+    assert parse_retry_after("86400") == MAX_RETRY_AFTER == 600
+    assert parse_retry_after("Wed, 21 Oct 2099 07:28:00 GMT") == 600
+    assert parse_retry_after("nan") == 60 and parse_retry_after("3") == 3

@@ -199,6 +199,25 @@ def test_unreadable_plan_costs_one_line_and_every_test_runs(pytester, qase_serve
     assert len(qase_server.results()) == 6
 
 
+@pytest.mark.parametrize("body", [[1], {"status": True, "result": [1, 2]},
+                                  {"status": True, "result": {"cases": [1, "x", None]}}])
+def test_a_plan_answer_of_the_wrong_shape_costs_only_the_plan(pytester, qase_server,
+                                                              monkeypatch, body):
+    plan_id = qase_server.add_plan([1])
+    qase_server.inject(method="GET", path=r"/v1/plan/", status=200, body=body, times=None)
+    pytester.makepyfile(test_plan=PLAN_SUITE)
+    point_at(monkeypatch, qase_server)
+    result = run(pytester, qase_server, f"--qase-plan-id={plan_id}", "--qase-plan-only")
+    assert result.ret == 0
+    result.assert_outcomes(passed=6)
+    lines = qase_lines(result)
+    [line] = _errors(result)
+    assert line.startswith(f"qase: error: could not read test plan {plan_id}: ")
+    assert line.endswith("; every test runs")
+    assert any(line.endswith("(completed)") for line in lines), lines
+    assert len(qase_server.results()) == 6
+
+
 def test_plan_only_needs_a_plan_id_and_a_connection(pytester):
     pytester.makepyfile(test_plan=PLAN_SUITE)
     result = run(pytester, None, "--qase-plan-only")  # no plan id, no token: local report

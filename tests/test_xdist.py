@@ -252,6 +252,39 @@ def test_worker_that_dies_loses_nothing(pytester, qase_server, monkeypatch, how)
     assert any("were delivered from their spool files" in line for line in lines), lines
 
 
+def test_worker_that_dies_keeps_results_still_waiting_for_their_files(pytester, qase_server,
+                                                                      monkeypatch):
+    """Attachment uploads are slow; the worker dies right after tests that attached files:
+    their results are in its spool all the same, with their files."""
+    qase_server.inject(method="POST", path=r"/v1/attachment/", status=None, times=None,
+                       delay=0.5)
+    pytester.makepyfile(test_files="""
+        import os
+        from pytest_qase import qase
+
+        def test_a():
+            qase.attach(content=b"shot a", filename="a.png")
+
+        def test_b():
+            qase.attach(content=b"shot b", filename="b.png")
+
+        def test_c_dies():
+            os._exit(1)
+
+        def test_d():
+            pass
+    """)
+    point_at(monkeypatch, qase_server, QASE_BATCH_SIZE="1000")
+    result = run(pytester, qase_server, "-n", "1", "-p", "no:randomly")
+    [run_id] = qase_server.runs
+    results = by_title(qase_server, run_id)  # asserts no test twice
+    assert sorted(results) == ["test_a", "test_b", "test_c_dies", "test_d"]
+    assert qase_server.run(run_id)["completed"]
+    assert any(line.startswith("qase: 4 results -> run") for line in qase_lines(result))
+    assert results["test_c_dies"]["execution"]["status"] == "failed"
+    assert len(results["test_a"]["attachments"]) == len(results["test_b"]["attachments"]) == 1
+
+
 def test_worker_restarts_disabled(pytester, qase_server, monkeypatch):
     """``--max-worker-restart=0``: the session ends early; what ran is delivered, once."""
     pytester.makepyfile(test_crash="""
@@ -453,3 +486,21 @@ def test_a_workers_own_errors_reach_the_controller(pytester, qase_server, monkey
         assert not any(line.endswith("(completed)") for line in lines), lines
     assert len(qase_server.runs) == 2
     assert not any(qase_server.run(run_id)["completed"] for run_id in qase_server.runs)
+
+
+def test_a_result_a_worker_could_not_process_keeps_the_run_open(pytester, qase_server,
+                                                                monkeypatch):
+    """It is in no spool, so the controller's recovery must not count it as delivered."""
+    pytester.makepyfile(test_many=MANY)
+    pytester.makeconftest("""
+        def pytest_qase_result(item, result):
+            if item.name == "test_many[3]":
+                result.start_time = "yesterday"
+    """)
+    point_at(monkeypatch, qase_server)
+    result = run(pytester, qase_server, "-n", "2")
+    lines = qase_lines(result)
+    assert any(line.startswith("qase: 1 of 41 results were not delivered: could not process "
+                               "the result of test_many.py::test_many[3]") for line in lines), lines
+    assert not any(line.endswith("(completed)") for line in lines), lines
+    assert len(qase_server.results()) == 40
