@@ -1,21 +1,34 @@
 """Random ids (result, step and attachment ids, file names) that tests cannot patch.
 
-A result's ``id`` is its idempotency key in Qase: a test that mocks ``uuid.uuid4`` (or
-``os.urandom``) for its own sake must not give two results the same id, which would make
-Qase keep one and drop the other. The functions are taken at import, like ``clock``.
+A result's ``id`` is its idempotency key in Qase: a test that mocks ``uuid.uuid4``, seeds
+``random`` or patches ``os.urandom`` for its own sake must not give two results the same
+id, which would make Qase keep one and drop the other. So the ids come from a private
+generator, seeded once from the system's randomness (and again in a forked child, which
+would otherwise repeat its parent's ids). It also spares the test thread a system call
+per result: ``os.urandom`` is one, and a slow one in some sandboxes.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import uuid
 
 _URANDOM = os.urandom
 _UUID = uuid.UUID
+_generator = random.Random(_URANDOM(32))
+
+
+def _reseed() -> None:
+    _generator.seed(_URANDOM(32))
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reseed)
 
 
 def new_uuid() -> uuid.UUID:
-    return _UUID(bytes=_URANDOM(16), version=4)
+    return _UUID(int=_generator.getrandbits(128), version=4)
 
 
 def new_id() -> str:

@@ -28,11 +28,13 @@ class LocalReport:
         self.directory = directory
         self.results_dir = os.path.join(directory, "results")
         self.written = 0
+        self._made = False  # the results folder exists (``prepare``, or the first write)
 
     def prepare(self) -> None:
         """Create the folders and remove the files an earlier session left (only ours)."""
         os.makedirs(self.results_dir, exist_ok=True)
         os.makedirs(os.path.join(self.directory, "attachments"), exist_ok=True)
+        self._made = True
         for name in os.listdir(self.results_dir):
             if name.endswith(".json"):
                 os.remove(os.path.join(self.results_dir, name))
@@ -42,7 +44,9 @@ class LocalReport:
 
     def write(self, result: Result) -> list[str]:
         """Write the result's file, with copies of its attachments; returns warnings."""
-        os.makedirs(self.results_dir, exist_ok=True)
+        if not self._made:  # once: a folder check per result is a system call per result
+            os.makedirs(self.results_dir, exist_ok=True)
+            self._made = True
         warnings = []
         files = list(walk(result))
         if files:
