@@ -262,11 +262,14 @@ class Run:
     def phase(self, name: str) -> Optional[float]:
         return self.probe.get(name)
 
+    def _between(self, first: str, last: str) -> Optional[float]:
+        start, end = self.phase(first), self.phase(last)
+        return end - start if start is not None and end is not None else None
+
     @property
     def loop(self) -> Optional[float]:
         """From the first test's start to the last test's end."""
-        first, last = self.phase("first_start"), self.phase("last_finish")
-        return last - first if first is not None and last is not None else None
+        return self._between("first_start", "last_finish")
 
     @property
     def start(self) -> Optional[float]:
@@ -277,13 +280,12 @@ class Run:
     @property
     def tail(self) -> Optional[float]:
         """From the last test's end to pytest's unconfigure (the session's end)."""
-        last, end = self.phase("last_finish"), self.phase("unconfigure")
-        return end - last if last is not None and end is not None else None
+        return self._between("last_finish", "unconfigure")
 
     @property
     def exit_tail(self) -> Optional[float]:
-        last, end = self.phase("last_finish"), self.phase("exit")
-        return end - last if last is not None and end is not None else None
+        """From the last test's end to the process's exit."""
+        return self._between("last_finish", "exit")
 
 
 def child_env(venv: Venv, work: Path, extra: dict[str, str],

@@ -65,9 +65,9 @@ def _settings(args: argparse.Namespace) -> Optional[Settings]:
     if settings.upload_refused:  # token, project, address or CA: nothing can be sent
         return None
     if settings.token is None:
-        why = "no API token: set QASE_API_TOKEN in the environment"
-        if os.environ.get("QASE_MODE", "").strip().lower() == "report":  # it drops the token
-            why = "QASE_MODE=report means the local report only: unset QASE_MODE to upload"
+        why = ("QASE_MODE=report means the local report only: unset QASE_MODE to upload"
+               if settings.report_only else
+               "no API token: set QASE_API_TOKEN in the environment")
         print(f"qase: error: {why}", file=sys.stderr)
         return None
     return settings

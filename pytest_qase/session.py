@@ -62,7 +62,8 @@ class QaseSession:
         self.recovered = 0  # results of dead or interrupted workers the controller delivered
         self.stopped_early: Optional[str] = None  # Ctrl-C, -x, --maxfail: why pytest stopped
         self.end_deadline = clock.Deadline(settings.max_wait)
-        self.last_report = clock.monotonic()  # the last test report seen (see ``_finish``)
+        self.collect_only = bool(config.getoption("collectonly", False))  # no run, no report
+        self.report_failed = False  # a local report file or folder could not be written
         self.plan_cases: Optional[frozenset[int]] = None  # --qase-plan-only: the plan's cases
         self.plan_deselected = 0
         self.public_url: Optional[str] = None
@@ -84,7 +85,7 @@ class QaseSession:
             else:
                 self.xdist = xdist.XdistController.attach(self)  # hands workers the run
                 self._start_owner()
-                if self.config.getoption("collectonly", False):
+                if self.collect_only:
                     return
             self.uploader = self._make_uploader()
             self.uploader.start()
@@ -96,19 +97,18 @@ class QaseSession:
         settings = self.settings
         self.session_dir = xdist.claim_session_dir(
             self.config, os.path.join(state_directory(), "sessions"))
-        if settings.can_upload and self.config.getoption("collectonly", False):
+        if settings.can_upload and self.collect_only:
             self.client = self._make_client()  # only to read the plan of --qase-plan-only
         elif settings.can_upload:
             try:
                 self._open_run()
             except Exception as error:  # whatever failed, the results go to the local report
-                text = str(error) if isinstance(error, ApiError) else (
-                    f"could not start the upload: {type(error).__name__}: {error}")
+                text = _error_text(error, "could not start the upload: ")
                 self.problems.append(f"{text}; the local report is written instead")
                 self.client = None
         self._read_plan()
-        if self.config.getoption("collectonly", False):
-            return  # --collect-only: no run, no report, nothing to send
+        if self.collect_only:
+            return  # nothing runs, so nothing is sent or written
         report_dir = settings.report_dir
         if report_dir is None and self.client is None:
             report_dir = default_report_dir(self.config)
@@ -117,7 +117,7 @@ class QaseSession:
                 self.report = LocalReport(report_dir)
                 self.report.prepare()
             except OSError as exc:  # the upload, if any, goes on without the report
-                self.report = None
+                self.report, self.report_failed = None, True
                 self.problems.append(f"{REPORT_FAILED} in {report_dir}: {exc}; set "
                                      "qase_report_dir (--qase-report) to a folder you can "
                                      "write to")
@@ -155,7 +155,7 @@ class QaseSession:
             self.plan_cases = frozenset(plan.read_plan_cases(
                 self.client, settings.project, settings.plan_id, deadline))
         except Exception as error:  # an answer of an unexpected shape costs only the plan
-            text = str(error) if isinstance(error, ApiError) else f"{type(error).__name__}: {error}"
+            text = _error_text(error)
             self.problems.append(f"could not read test plan {settings.plan_id}: {text}; "
                                  "every test runs")
 
@@ -211,21 +211,13 @@ class QaseSession:
     # -- collection -----------------------------------------------------------------------
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_pycollect_makeitem(self, collector: Any, name: str, obj: Any) -> Any:
-        made = yield
-        for item in made if isinstance(made, list) else [made]:
-            if isinstance(item, pytest.Item) and has_qase_marks(item):  # one walk, not seven
-                marks.check_item(item)
-        return made
-
-    @pytest.hookimpl(wrapper=True)
     def pytest_make_collect_report(self, collector: pytest.Collector) -> Any:
-        """A unittest ``TestCase``'s tests are made without ``pytest_pycollect_makeitem``:
-        a bad mark on them fails the class's collection the same way."""
+        """A bad mark on a test fails the collection of what holds it (module, class,
+        unittest ``TestCase``), naming the test: one check for every kind of collector."""
         report = yield
-        if report.passed and type(collector).__name__ == "UnitTestCase":
+        if report.passed:
             for item in report.result:
-                if isinstance(item, pytest.Item) and has_qase_marks(item):
+                if isinstance(item, pytest.Item) and has_qase_marks(item):  # one walk, not seven
                     try:
                         marks.check_item(item)
                     except pytest.Collector.CollectError as error:
@@ -293,7 +285,6 @@ class QaseSession:
         current = self.current
         if current is not None and report.nodeid == current.item.nodeid:
             current.add(report)
-        self.last_report = clock.monotonic()
 
     # -- the end ------------------------------------------------------------------------------
 
@@ -309,7 +300,7 @@ class QaseSession:
 
     def _finish(self, session: pytest.Session) -> None:
         # bounds all that follows; under xdist the workers' own flush already took part of it
-        spent = clock.monotonic() - self.last_report if self.xdist is not None else 0.0
+        spent = clock.monotonic() - self.xdist.last_report if self.xdist is not None else 0.0
         self.end_deadline = clock.Deadline(max(0.0, self.settings.max_wait - spent))
         self.stopped_early = _stop_reason(session)
         self._close_uploader()
@@ -326,6 +317,7 @@ class QaseSession:
                                          environment=self.settings.environment)
                 self.report_total = int(run["stats"]["total"])  # every process's files
             except OSError as exc:
+                self.report_failed = True
                 self.problems.append(f"{REPORT_FAILED}: {exc}")
         self._complete_run()
         self._make_public()
@@ -346,7 +338,8 @@ class QaseSession:
         self.totals["results"] += taken
         self.totals["dropped"] += uploader.dropped
         self.problems.extend(uploader.errors)
-        self.broken = self.broken or any(e.startswith("uploader stopped") for e in uploader.errors)
+        self.broken = self.broken or uploader.crashed
+        self.report_failed = self.report_failed or uploader.report_failed
         self.warnings.extend(uploader.warnings)
         if uploader.attachments is not None:
             self.warnings.extend(uploader.attachments.warnings)
@@ -470,11 +463,10 @@ class QaseSession:
             lines.append(f"qase: pytest stopped early ({self.stopped_early}): the results of "
                          f"the tests that ran were {went}; tests that did not run have none")
         if self.report is not None:
-            broken = any(p.startswith(REPORT_FAILED) for p in self.problems)
             written = totals["results"] if self.report_total is None else self.report_total
             lines.append(f"qase: local report with {written} results written to "
                          f"{self.report.directory}"
-                         + (" (incomplete: see the error above)" if broken else ""))
+                         + (" (incomplete: see the error above)" if self.report_failed else ""))
         return lines
 
     def own_requests(self) -> int:
@@ -506,6 +498,13 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _error_text(error: Exception, unexpected: str = "") -> str:
+    """An API error's own line, or the type and text of anything else, after ``unexpected``."""
+    if isinstance(error, ApiError):
+        return str(error)
+    return f"{unexpected}{type(error).__name__}: {error}"
 
 
 # what a ``pytest_qase_result`` hook in a conftest.py may raise: never an INTERNALERROR

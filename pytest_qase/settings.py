@@ -438,6 +438,7 @@ class Settings:
     errors: list[str] = field(default_factory=list)
     origins: dict[str, str] = field(default_factory=dict)
     upload_refused: bool = False  # a setting the upload needs was given but is unusable
+    report_only: bool = False  # qase-pytest's QASE_MODE=report: any token is left unused
 
     @property
     def can_upload(self) -> bool:
@@ -563,6 +564,7 @@ def resolve_from(sources: Sources, environ: Optional[dict[str, str]] = None) -> 
             environ["QASE_MODE"].strip().lower() == "report":
         settings.token = None  # qase-pytest's report mode: the local report only
         settings.origins.pop("token", None)
+        settings.report_only = True
     if settings.plan_only and settings.plan_id is None:
         settings.plan_only = False
         settings.errors.append(

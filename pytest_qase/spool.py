@@ -106,15 +106,7 @@ def read_spool(path: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 def unreadable_lines(path: str) -> int:
     """Lines of a spool file that are not records of it (cut short by a crash, edited)."""
-    bad = 0
-    with open(path, "rb") as handle:
-        for line in handle:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                record = None
-            bad += not isinstance(record, dict)
-    return bad
+    return sum(record is None for record in _lines(path))
 
 
 def read_pending_attachments(path: str) -> dict[str, list[dict[str, Any]]]:
@@ -127,15 +119,20 @@ def read_pending_attachments(path: str) -> dict[str, list[dict[str, Any]]]:
     return pending
 
 
-def _records(path: str) -> Iterator[dict[str, Any]]:
+def _lines(path: str) -> Iterator[Optional[dict[str, Any]]]:
+    """Each line of a spool file as its record, or None where it is not one."""
     with open(path, "rb") as handle:
         for line in handle:
             try:
                 record = json.loads(line)
-            except ValueError:  # a line cut short by a crash: the rest is still good
-                continue
-            if isinstance(record, dict):
-                yield record
+            except ValueError:  # a line cut short by a crash
+                record = None
+            yield record if isinstance(record, dict) else None
+
+
+def _records(path: str) -> Iterator[dict[str, Any]]:
+    """The records of a spool file; the rest of the file is still good after a bad line."""
+    return (record for record in _lines(path) if record is not None)
 
 
 SPOOL_START = b'{"spool":'  # every spool file's first line, its header

@@ -74,6 +74,8 @@ class Uploader:
         self.batch_deadline = BATCH_DEADLINE if batch_deadline is None else batch_deadline
         self.taken = 0
         self.dropped = 0  # results that could not be processed (see ``_drop``)
+        self.crashed = False  # a thread died: results may be lost (see ``_guarded``)
+        self.report_failed = False  # a report file could not be written
         self.errors: list[str] = []
         self._results: queue.SimpleQueue = queue.SimpleQueue()
         self._batches: queue.SimpleQueue = queue.SimpleQueue()
@@ -128,6 +130,7 @@ class Uploader:
         try:
             work()
         except BaseException as exc:  # never let a thread die silently with results
+            self.crashed = True
             self.errors.append(f"uploader stopped: {type(exc).__name__}: {exc}")
             print(f"qase: error: uploader stopped: {type(exc).__name__}: {exc}",
                   file=sys.stderr)
@@ -160,14 +163,12 @@ class Uploader:
     def _flush_spool(self) -> None:
         """Put every result taken so far on disk and wake ``wait_spooled``.
 
-        A result still waiting for its files to upload is in memory until they are, and
-        is not counted as on disk: only an xdist worker's ``wait_spooled`` waits for it.
+        A result still waiting for its files to upload is in memory until they are, so it
+        does not count as on disk: an xdist worker's ``wait_spooled`` waits for it too.
         """
         if self.sender is not None and self.sender.spool:
             self.sender.spool.flush()
         with self._spooled_changed:
-            # a result waiting for its files to upload is not on disk yet: a worker that
-            # dies must not find it missing from its spool (see ``wait_spooled``)
             self._spooled = self.taken - len(self._with_files)
             self._spooled_changed.notify_all()
 
@@ -190,7 +191,7 @@ class Uploader:
                 self.warnings.extend(self.report.write(result))
             except OSError as exc:
                 self.errors.append(f"{REPORT_FAILED}: {exc}")
-                self.report = None
+                self.report, self.report_failed = None, True
         if self.sender is None:
             self._release(result, [])
             return

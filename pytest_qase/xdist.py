@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import pytest
 
-from . import ids, status
+from . import clock, ids, status
 from .results import crash_result
 from .spool import spool_counts
 from .upload import deliver_spools
@@ -135,6 +135,7 @@ class XdistController:
     def __init__(self, owner: QaseSession) -> None:
         self.owner = owner
         self.reported: set[str] = set()  # workers whose totals were folded in
+        self.last_report = clock.monotonic()  # when a worker's last test report came
 
     @classmethod
     def attach(cls, owner: QaseSession) -> Optional[XdistController]:
@@ -157,6 +158,7 @@ class XdistController:
         worker stopped by Ctrl-C finished its session and reported that test itself, so
         xdist's "crashed" report for it is not sent a second time.
         """
+        self.last_report = clock.monotonic()
         if report.when != "???" or report.outcome != "failed":  # type: ignore[comparison-overlap]
             return
         uploader = self.owner.uploader
