@@ -3,6 +3,9 @@
 Each process writes its own result files (on the uploader thread); the process that owns
 the session (the xdist controller, or the only process) clears stale files at the start and
 writes ``run.json`` from the result files at the end, so xdist workers need no extra channel.
+It reads back only the files of other processes: its own are summarised as they are written.
+A file is written with four system calls (``os.open``, ``write``, ``close``, ``replace``):
+each one is a GIL handoff against the busy test thread, and ``open()`` adds three more.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class LocalReport:
         self.results_dir = os.path.join(directory, "results")
         self.written = 0
         self._made = False  # the results folder exists (``prepare``, or the first write)
+        self._summaries: dict[str, Summary] = {}  # file name -> what run.json needs of it
 
     def prepare(self) -> None:
         """Create the folders and remove the files an earlier session left (only ours)."""
@@ -56,12 +60,20 @@ class LocalReport:
                 problem = copy_for_report(attachment, folder)
                 if problem:
                     warnings.append(problem)
-        content = to_json_bytes(result.to_report())  # first: a result that fails leaves no file
-        path = os.path.join(self.results_dir, f"{result.id}.json")
+        data = result.to_report()
+        content = to_json_bytes(data)  # first: a result that fails leaves no file
+        name = f"{result.id}.json"
+        path = os.path.join(self.results_dir, name)
         temporary = path + ".tmp"
-        with open(temporary, "wb") as handle:
-            handle.write(content)
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(content)
+            while view:
+                view = view[os.write(handle, view):]
+        finally:
+            os.close(handle)
         os.replace(temporary, path)
+        self._summaries[name] = _summary(data)
         self.written += 1
         return warnings
 
@@ -75,22 +87,17 @@ class LocalReport:
         for name in sorted(os.listdir(self.results_dir)):
             if not name.endswith(".json"):
                 continue
-            try:
-                with open(os.path.join(self.results_dir, name), encoding="utf-8") as handle:
-                    data = json.load(handle)
-            except (OSError, ValueError):
+            found = self._summaries.get(name) or _read_summary(os.path.join(self.results_dir,
+                                                                            name))
+            if found is None:
                 continue
-            execution = data.get("execution") or {}
-            thread = execution.get("thread")
-            summaries.append({"id": data.get("id"), "title": data.get("title"),
-                              "status": execution.get("status"),
-                              "duration": execution.get("duration") or 0, "thread": thread})
-            if thread:
-                threads.add(thread)
-            muted += bool(data.get("muted"))
-            relation = ((data.get("relations") or {}).get("suite") or {}).get("data") or []
-            if relation:
-                suites.add(".".join(str(s.get("title")) for s in relation))
+            summary, suite, is_muted = found
+            summaries.append(summary)
+            if summary["thread"]:
+                threads.add(summary["thread"])
+            muted += is_muted
+            if suite:
+                suites.add(suite)
         counts = Counter(s["status"] for s in summaries)
         run = {
             "title": title,
@@ -111,6 +118,30 @@ class LocalReport:
         with open(os.path.join(self.directory, "run.json"), "wb") as handle:
             handle.write(to_json_bytes(run))
         return run
+
+
+# a result's line in run.json, its suite path (or None) and whether it is muted
+Summary = tuple[dict[str, Any], Optional[str], bool]
+
+
+def _summary(data: dict[str, Any]) -> Summary:
+    execution = data.get("execution") or {}
+    relation = ((data.get("relations") or {}).get("suite") or {}).get("data") or []
+    return ({"id": data.get("id"), "title": data.get("title"),
+             "status": execution.get("status"),
+             "duration": execution.get("duration") or 0, "thread": execution.get("thread")},
+            ".".join(str(s.get("title")) for s in relation) if relation else None,
+            bool(data.get("muted")))
+
+
+def _read_summary(path: str) -> Optional[Summary]:
+    """The summary of a result file another process wrote (None if it cannot be read)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return _summary(data) if isinstance(data, dict) else None
 
 
 def host_data() -> dict[str, str]:

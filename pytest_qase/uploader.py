@@ -1,16 +1,22 @@
 """The run buffer and its background uploader.
 
-The test thread only calls ``submit`` (a non-blocking queue put). A spooler thread turns
-each result into its report file, its spool line and its place in a batch; a sender
-thread delivers full batches. Two threads, so that a slow or failing server never delays
-spooling: what a test finished is on disk within milliseconds (``SPOOL_PAUSE`` at most,
-plus the work), even if the process dies right after. ``close`` flushes within a bounded
-time.
+The test thread calls ``submit``. A sender thread delivers full batches, so that a slow or
+failing server never holds up a test. What happens in between depends on the result:
+
+- **Uploading, no local report, no files** (the common case): the test thread serializes
+  the result, appends it to the spool and packs it, right away. That is ~15 us of work in
+  C-backed JSON and list appends. Handing it to another thread instead costs more: under
+  the GIL that thread's Python runs one for one against the tests anyway, and every one
+  of its system calls is a GIL handoff against the busy test thread (measured: 10+ context
+  switches per trivial test, 1.5x the session's wall time; see docs/performance.md).
+- **A local report, or files to upload first**: a spooler thread takes the result from a
+  queue. Report files are mostly system-call time, which runs beside the tests; file
+  uploads are network time.
 
 Once the spooler has caught up it pauses for ``SPOOL_PAUSE`` before it looks again, so it
-takes the results of many short tests in one go: waking it (and handing the GIL back and
-forth) for every result would cost the test thread more than the spooling itself.
-``wait_spooled`` and ``close`` cut the pause short.
+takes the results of many short tests in one go. Every ``SPOOL_TICK`` it also puts what
+the test thread spooled on disk (the spool is buffered) and hands over a partial batch
+that waited ``FLUSH_INTERVAL``. ``wait_spooled`` and ``close`` cut the pause short.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from __future__ import annotations
 import queue
 import sys
 import threading
-from typing import AbstractSet, Optional
+from typing import AbstractSet, Any, Optional
 
 from . import clock
 from .attachments import (
@@ -38,8 +44,10 @@ BATCH_DEADLINE = 60.0  # retries of one batch during the session; the rest waits
 REPORT_FAILED = "could not write the local report"
 MAX_ERRORS = 5  # error lines of one process in the summary; the count says the rest
 SPOOL_PAUSE = 0.02  # the spooler's rest once it caught up: results gather, one wake-up takes all
+SPOOL_TICK = 0.5  # how often the spooler puts what the test thread spooled on disk
 
 _STOP = object()
+_TICK = object()  # the spooler's periodic look at the spool and the oldest partial batch
 
 
 class _BatchDeadline(clock.Deadline):
@@ -88,6 +96,11 @@ class Uploader:
         self._spooled = 0  # results taken and on disk (spool flushed, report file written)
         self._spooled_changed = threading.Condition()
         self._nudge = threading.Event()  # ends the spooler's pause (wait_spooled, close)
+        # uploading without a local report: results without files are spooled and packed
+        # by the test thread itself (see the module docstring); the lock keeps the packer,
+        # the spool and the counters whole between it and the spooler thread
+        self._direct = report is None and sender is not None
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         self._threads[0].start()
@@ -96,6 +109,13 @@ class Uploader:
 
     def submit(self, result: Result) -> None:
         self.submitted += 1
+        if self._direct and not _files(result):
+            with self._lock:
+                try:
+                    self._take(result)
+                except Exception as exc:
+                    self._drop(result, exc)
+            return
         self._results.put(result)
 
     def wait_spooled(self, timeout: float) -> bool:
@@ -107,6 +127,10 @@ class Uploader:
         wanted = self.submitted
         if self._spooled >= wanted:
             return True
+        if self._direct:  # what the test thread spooled needs only a flush
+            self._flush_spool()
+            if self._spooled >= wanted:
+                return True
         self._nudge.set()
         deadline = clock.Deadline(timeout)
         with self._spooled_changed:
@@ -143,13 +167,20 @@ class Uploader:
             item = self._next()
             if item is _STOP:
                 break
-            if item is None:
-                self._hand_over_partial()
+            if item is _TICK:
+                self._flush_spool()
+                if self._oldest is not None and (
+                        clock.monotonic() - self._oldest >= self.flush_interval):
+                    self._hand_over_partial()
                 continue
-            try:
-                self._take(item)
-            except Exception as exc:
-                self._drop(item, exc)
+            with self._lock:
+                try:
+                    files_due = self._take(item)
+                except Exception as exc:
+                    self._drop(item, exc)
+                    files_due = False
+            if files_due:
+                self._upload_files()
             if self._results.empty():  # idle: put what we have on disk, then upload files
                 self._flush_spool()
                 self._upload_files()
@@ -166,24 +197,30 @@ class Uploader:
         A result still waiting for its files to upload is in memory until they are, so it
         does not count as on disk: an xdist worker's ``wait_spooled`` waits for it too.
         """
-        if self.sender is not None and self.sender.spool:
-            self.sender.spool.flush()
+        with self._lock:
+            if self.sender is not None and self.sender.spool:
+                self.sender.spool.flush()
+            spooled = self.taken - len(self._with_files)
         with self._spooled_changed:
-            self._spooled = self.taken - len(self._with_files)
+            self._spooled = spooled
             self._spooled_changed.notify_all()
 
     def _next(self) -> object:
-        if self._oldest is None:
-            return self._results.get()
-        wait = self._oldest + self.flush_interval - clock.monotonic()
-        if wait <= 0:
-            return None
+        """The next queued result, ``_TICK`` when it is time to look at the spool, or _STOP."""
+        wait = SPOOL_TICK if self._direct else None
+        if self._oldest is not None:
+            due = self._oldest + self.flush_interval - clock.monotonic()
+            wait = due if wait is None else min(wait, due)
+            if wait <= 0:
+                return _TICK
         try:
             return self._results.get(timeout=wait)
         except queue.Empty:
-            return None
+            return _TICK
 
-    def _take(self, result: Result) -> None:
+    def _take(self, result: Result) -> bool:
+        """Write, spool and pack one result (under ``_lock``); True when the results waiting
+        for their files should be uploaded now (the caller does it, outside the lock)."""
         self.taken += 1
         self.warnings.extend(result.warnings)
         if self.report is not None:
@@ -192,29 +229,35 @@ class Uploader:
             except OSError as exc:
                 self.errors.append(f"{REPORT_FAILED}: {exc}")
                 self.report, self.report_failed = None, True
+        files = _files(result)
         if self.sender is None:
-            self._release(result, [])
-            return
+            self._release(files, [])
+            return False
         if self.attachments is not None and self.sender.stopped is None and any(
-                a.hash is None for _, a in walk(result)):
+                a.hash is None for _, a in files):
             # files first, so the result carries their hashes; several results share requests
             self._with_files.append(result)
-            if sum(len(list(walk(r))) for r in self._with_files) >= MAX_REQUEST_FILES:
-                self._upload_files()
-            return
+            return sum(len(list(walk(r))) for r in self._with_files) >= MAX_REQUEST_FILES
         self._queue(result)
+        return False
 
     def _upload_files(self) -> None:
-        """Upload the files of the waiting results, then queue each result."""
-        waiting, self._with_files = self._with_files, []
+        """Upload the files of the waiting results, then queue each result.
+
+        The spooler thread's own: the upload runs outside ``_lock``, so that the test
+        thread's own spooling never waits for the network.
+        """
+        waiting = list(self._with_files)  # still counted as not on disk while they upload
         if not waiting or self.attachments is None:
             return
         later = self.attachments.upload(waiting, self._batch_deadline())
-        for result in waiting:
-            try:
-                self._queue(result, later)
-            except Exception as exc:
-                self._drop(result, exc)
+        with self._lock:
+            del self._with_files[:len(waiting)]  # only this thread adds to it
+            for result in waiting:
+                try:
+                    self._queue(result, later)
+                except Exception as exc:
+                    self._drop(result, exc)
 
     def _drop(self, result: Result, exc: Exception) -> None:
         """One result that cannot be written or sent (a hook left a value of the wrong type
@@ -229,17 +272,18 @@ class Uploader:
     def _queue(self, result: Result, later: AbstractSet[str] = frozenset()) -> None:
         """Spool and pack a result; one whose files must wait is kept for a later upload."""
         assert self.sender is not None
-        missing = [(where, a) for where, a in walk(result) if a.id in later]
+        files = _files(result)
+        missing = [(where, a) for where, a in files if a.id in later]
         if missing:
             records = [pending_record(where, a, self.store) for where, a in missing]
             self.sender.hold(result.to_api(), [r for r in records if r],
                              f"its attachments could not be uploaded "
                              f"({self.attachments.last_error if self.attachments else ''}); "
                              "it is kept for a later upload")
-            self._release(result, [a for _, a in missing])
+            self._release(files, [a for _, a in missing])
             return
         payload = result.to_api()
-        self._release(result, [])
+        self._release(files, [])
         if self._oldest is None:
             self._oldest = clock.monotonic()
         for batch in self.sender.add(payload):
@@ -248,9 +292,9 @@ class Uploader:
             self._oldest = None
 
     @staticmethod
-    def _release(result: Result, keep: list) -> None:
+    def _release(files: list[tuple[list[int], Any]], keep: list) -> None:
         """Free the captured bytes and copies that are no longer needed."""
-        for _, attachment in walk(result):
+        for _, attachment in files:
             if not any(attachment is kept for kept in keep):
                 attachment.release()
 
@@ -260,10 +304,11 @@ class Uploader:
         self._batches.put(batch)
 
     def _hand_over_partial(self) -> None:
-        self._oldest = None
-        if self.sender is not None:
-            for batch in self.sender.packer.take_all():
-                self._hand_over(batch)
+        with self._lock:
+            self._oldest = None
+            if self.sender is not None:
+                for batch in self.sender.packer.take_all():
+                    self._hand_over(batch)
 
     # -- the sender thread ------------------------------------------------------------------
 
@@ -280,3 +325,8 @@ class Uploader:
         self.sender.flush(self._closing or clock.Deadline(0))
         if self.sender.spool is not None:
             self.sender.spool.flush()
+
+
+def _files(result: Result) -> list[tuple[list[int], Any]]:
+    """The result's files with where each sits (see ``walk``); most results have none."""
+    return list(walk(result)) if result.attachments or result.steps else []

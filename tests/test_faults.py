@@ -650,3 +650,35 @@ def test_completing_a_run_with_a_login_page_for_an_answer_is_not_completing(
                                " trying to complete run 1 of DEMO") and "Wi-Fi login" in line
                for line in lines), lines
     assert not qase_server.run(1)["completed"]
+
+
+def test_finished_results_are_on_disk_while_a_long_test_runs(pytester, qase_server,
+                                                             monkeypatch):
+    """The test thread spools results itself (no local report, no files): what it buffered
+    reaches the spool file within the spooler's tick, not only at the next test or the end,
+    so a process killed during a long test leaves them for ``upload``."""
+    pytester.makepyfile(test_suite="""
+        import glob, os, tempfile, time
+
+        def test_a():
+            pass
+
+        def test_b():
+            pass
+
+        def test_long():
+            pattern = os.path.join(tempfile.gettempdir(), "pytest-qase-*", "sessions", "*",
+                                   "*.jsonl")
+            end = time.monotonic() + 10
+            while time.monotonic() < end:
+                lines = [line for path in glob.glob(pattern)
+                         for line in open(path, encoding="utf-8")]
+                if sum(line.startswith('{"result":') for line in lines) >= 2:
+                    return
+                time.sleep(0.05)
+            raise AssertionError(f"the two earlier results never reached the spool: {lines}")
+    """)
+    point_at(monkeypatch, qase_server)
+    result = run(pytester, qase_server)
+    result.assert_outcomes(passed=3)
+    assert sorted(by_title(qase_server)) == ["test_a", "test_b", "test_long"]

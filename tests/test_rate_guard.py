@@ -12,7 +12,7 @@ import time
 import pytest
 
 from pytest_qase import clock
-from pytest_qase.ratelimit import RateGuard, state_name
+from pytest_qase.ratelimit import RESERVE, RESERVE_SECONDS, RateGuard, state_name
 
 URL, TOKEN = "https://api.example.test", "guard-token"
 
@@ -152,3 +152,32 @@ def test_a_retry_after_of_a_day_blocks_ten_minutes_at_most():
     assert parse_retry_after("86400") == MAX_RETRY_AFTER == 600
     assert parse_retry_after("Wed, 21 Oct 2099 07:28:00 GMT") == 600
     assert parse_retry_after("nan") == 60 and parse_retry_after("3") == 3
+
+
+def test_slots_taken_ahead_are_counted_and_never_outlast_a_block(tmp_path):
+    """Far from a full window, one trip to the state file takes RESERVE slots: all of them
+    count in the shared window at once (the ones ahead stamped with their latest use), the
+    next requests take them without the file lock, and a 429 seen by another process stops
+    them at once."""
+    guard = RateGuard(URL, TOKEN, 600, directory=str(tmp_path))
+    state_file = tmp_path / f"{state_name(URL, TOKEN)}.json"
+    assert guard.acquire(clock.Deadline(1))
+    stamps = json.loads(state_file.read_text())["sent"]
+    assert len(stamps) == RESERVE
+    assert max(stamps) - min(stamps) == pytest.approx(RESERVE_SECONDS, abs=0.01)
+    for _ in range(RESERVE - 1):
+        assert guard.acquire(clock.Deadline(1))
+    assert len(json.loads(state_file.read_text())["sent"]) == RESERVE  # no trip: taken ahead
+    assert guard.acquire(clock.Deadline(1))
+    assert len(json.loads(state_file.read_text())["sent"]) == 2 * RESERVE
+
+    other = RateGuard(URL, TOKEN, 600, directory=str(tmp_path))
+    other.block_until(clock.now() + 30)  # another process drew a 429
+    assert not guard.acquire(clock.Deadline(0.3))  # its slots taken ahead do not go
+
+
+def test_a_nearly_full_window_takes_one_slot_a_trip(tmp_path):
+    guard = RateGuard(URL, TOKEN, 8, directory=str(tmp_path))
+    for _ in range(3):
+        assert guard.acquire(clock.Deadline(1))
+    assert len(json.loads((tmp_path / f"{state_name(URL, TOKEN)}.json").read_text())["sent"]) == 3

@@ -11,7 +11,7 @@ import pytest
 from support import assert_clean, by_title, clean_environment, finished, point_at, run, start
 
 from pytest_qase import cli
-from pytest_qase.ratelimit import state_name
+from pytest_qase.ratelimit import RESERVE, state_name
 
 
 @pytest.fixture(autouse=True)
@@ -69,10 +69,14 @@ def test_three_shards_report_into_one_run(pytester, qase_server, monkeypatch, tm
         'test_shard_1{"n": "7"}']
     assert {r["execution"]["thread"] for t, r in results.items()
             if t.startswith("test_shard_1")} == {"gw0", "gw1"}
-    # every process (the CLI, three shards, two workers) took its slots from one budget
+    # every process (the CLI, three shards, two workers) took its slots from one budget;
+    # one may have taken a few more than it used (slots taken ahead count too)
     guard = tmp_path / "tmp" / f"pytest-qase-{os.getuid()}" / (
         state_name(qase_server.url, qase_server.token) + ".json")
-    assert len(json.loads(guard.read_text())["sent"]) == len(qase_server.requests)
+    slots = len(json.loads(guard.read_text())["sent"])
+    processes = 6  # the CLI, shards 0 and 2, shard 1's controller and its two workers
+    assert len(qase_server.requests) <= slots <= len(qase_server.requests) + (
+        RESERVE - 1) * processes
 
     completed = qase_cli(qase_server, "run", "complete", "1")
     assert completed.returncode == 0, completed.stderr
