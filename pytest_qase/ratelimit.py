@@ -70,6 +70,24 @@ def state_name(url: str, token: str) -> str:
     return hashlib.sha256(f"{url}\0{token}".encode()).hexdigest()[:24]
 
 
+def read_small_file(path: str) -> bytes:
+    """A file's bytes in three system calls (``open()`` takes seven): the sender thread's
+    every call is a wait for the GIL against the busy test thread (up to 5 ms)."""
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(handle, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            if len(chunk) < 1 << 20:  # a regular file: a short read is its end
+                break
+        return b"".join(chunks)
+    finally:
+        os.close(handle)
+
+
 class RateGuard:
     """Takes a slot before each request; waits (boundedly) when the budget is spent."""
 
@@ -92,8 +110,7 @@ class RateGuard:
 
     def _read(self) -> dict[str, Any]:
         try:
-            with open(self.path, encoding="utf-8") as handle:
-                state = json.load(handle)
+            state = json.loads(read_small_file(self.path))
             if not isinstance(state, dict) or not isinstance(state.get("sent", []), list):
                 raise ValueError("not a state object")
             state["sent"] = [float(t) for t in state.get("sent", [])]
@@ -105,8 +122,13 @@ class RateGuard:
 
     def _write(self, state: dict[str, Any]) -> None:
         temporary = f"{self.path}.{os.getpid()}.{threading.get_ident()}.tmp"
-        with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump(state, handle)
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(json.dumps(state).encode("utf-8"))
+            while view:
+                view = view[os.write(handle, view):]
+        finally:
+            os.close(handle)
         os.replace(temporary, self.path)
 
     def _update(self, change) -> Any:
