@@ -356,10 +356,11 @@ class Outcome:
             self.subtests.clear()
             self.subtest_traces.clear()
             return
-        context = getattr(report, "context", None)
-        if context is not None and hasattr(context, "kwargs"):
-            self._add_subtest(report, context)
-            return
+        if type(report) is not pytest.TestReport:  # a subtest's report is a subclass
+            context = getattr(report, "context", None)
+            if context is not None and hasattr(context, "kwargs"):
+                self._add_subtest(report, context)
+                return
         self.phases[report.when] = report
 
     def new_attempt(self) -> None:

@@ -112,7 +112,7 @@ class Uploader:
         if self._direct and not _files(result):
             with self._lock:
                 try:
-                    self._take(result)
+                    self._take(result, [])
                 except Exception as exc:
                     self._drop(result, exc)
             return
@@ -218,9 +218,13 @@ class Uploader:
         except queue.Empty:
             return _TICK
 
-    def _take(self, result: Result) -> bool:
+    def _take(self, result: Result, files: Optional[list[tuple[list[int], Any]]] = None,
+              ) -> bool:
         """Write, spool and pack one result (under ``_lock``); True when the results waiting
-        for their files should be uploaded now (the caller does it, outside the lock)."""
+        for their files should be uploaded now (the caller does it, outside the lock).
+
+        ``files``: the result's files (see ``_files``), when the caller already knows them.
+        """
         self.taken += 1
         self.warnings.extend(result.warnings)
         if self.report is not None:
@@ -229,7 +233,7 @@ class Uploader:
             except OSError as exc:
                 self.errors.append(f"{REPORT_FAILED}: {exc}")
                 self.report, self.report_failed = None, True
-        files = _files(result)
+        files = _files(result) if files is None else files
         if self.sender is None:
             self._release(files, [])
             return False
@@ -238,7 +242,7 @@ class Uploader:
             # files first, so the result carries their hashes; several results share requests
             self._with_files.append(result)
             return sum(len(list(walk(r))) for r in self._with_files) >= MAX_REQUEST_FILES
-        self._queue(result)
+        self._queue(result, files=files)
         return False
 
     def _upload_files(self) -> None:
@@ -269,10 +273,11 @@ class Uploader:
         if self.sender is not None:
             self.sender.undelivered[result.id] = why
 
-    def _queue(self, result: Result, later: AbstractSet[str] = frozenset()) -> None:
+    def _queue(self, result: Result, later: AbstractSet[str] = frozenset(),
+               files: Optional[list[tuple[list[int], Any]]] = None) -> None:
         """Spool and pack a result; one whose files must wait is kept for a later upload."""
         assert self.sender is not None
-        files = _files(result)
+        files = _files(result) if files is None else files
         missing = [(where, a) for where, a in files if a.id in later]
         if missing:
             records = [pending_record(where, a, self.store) for where, a in missing]
