@@ -76,12 +76,12 @@ def read_small_file(path: str) -> bytes:
     handle = os.open(path, os.O_RDONLY)
     try:
         chunks = []
-        while True:
-            chunk = os.read(handle, 1 << 20)
+        while True:  # 64 KiB: the state file's size; a larger buffer is an mmap and munmap
+            chunk = os.read(handle, 1 << 16)
             if not chunk:
                 break
             chunks.append(chunk)
-            if len(chunk) < 1 << 20:  # a regular file: a short read is its end
+            if len(chunk) < 1 << 16:  # a regular file: a short read is its end
                 break
         return b"".join(chunks)
     finally:

@@ -241,3 +241,23 @@ def test_one_result_that_cannot_be_sent_costs_only_itself(pytester, qase_server,
             if not p.name.endswith(".json")] == []
     assert "qase: local report with 5 results written to" in "\n".join(lines)
     assert_clean(qase_server)
+
+
+@pytest.mark.parametrize("value", [
+    "plain", "é ü 中 \ud800 lone surrogate", {"b": [1, 2.5, None, True], "a": float("nan")},
+    {"when": __import__("datetime").date(2026, 12, 4)}, [], 0.1 + 0.2,
+])
+def test_the_cached_json_encoder_writes_what_json_writes(value):
+    """Bodies and signatures come from C encoders made once (``results._c_encoder``); they
+    must be byte for byte what the json module's encoders give, or a signature (a Qase
+    case's identity) would change between versions."""
+    import json
+
+    from pytest_qase import results
+
+    plain = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+    assert results.to_json_bytes(value) == plain.encode(value).encode("utf-8", "replace")
+    if isinstance(value, dict) and not any(isinstance(v, float) for v in value.values()):
+        params = {str(k): str(v) for k, v in value.items()}
+        assert results._signature("t.py::test", [], params) == "t.py::test::" + json.dumps(
+            params, ensure_ascii=False, sort_keys=True)
