@@ -4,14 +4,15 @@ The test thread calls ``submit``. A sender thread delivers full batches, so that
 failing server never holds up a test. What happens in between depends on the result:
 
 - **Uploading, no local report, no files** (the common case): the test thread serializes
-  the result, appends it to the spool and packs it, right away. That is ~15 us of work in
-  C-backed JSON and list appends. Handing it to another thread instead costs more: under
-  the GIL that thread's Python runs one for one against the tests anyway, and every one
-  of its system calls is a GIL handoff against the busy test thread (measured: 10+ context
-  switches per trivial test, 1.5x the session's wall time; see docs/performance.md).
+  the result, appends it to the spool and packs it, right away: about 35 us inside a
+  session. Handing it to another thread costs the tests more: under the GIL that
+  thread's Python runs one for one against them anyway, and after each of its system
+  calls it must take the GIL back from the busy test thread, up to the 5 ms switch
+  interval, forcing a switch (see docs/performance.md, "Why the test thread does the
+  spooling").
 - **A local report, or files to upload first**: a spooler thread takes the result from a
-  queue. Report files are mostly system-call time, which runs beside the tests; file
-  uploads are network time.
+  queue. Report files are system-call time that can run beside the tests (on the test
+  thread they made the loop 2.6x slower); file uploads are network time.
 
 Once the spooler has caught up it pauses for ``SPOOL_PAUSE`` before it looks again, so it
 takes the results of many short tests in one go. Every ``SPOOL_TICK`` it also puts what
