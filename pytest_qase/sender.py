@@ -211,6 +211,8 @@ class ResultSender:
                           max(self._accepted[1], batch_size(batch)))
         self._release(batch)
         self.delivered += len(batch)
+        for entry in batch:  # counted as undelivered by a Ctrl-C halfway (see Uploader)
+            self.undelivered.pop(entry.id, None)
         if self.spool is not None:
             self.spool.delivered([e.id for e in batch])
 

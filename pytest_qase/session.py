@@ -354,6 +354,8 @@ class QaseSession:
         left = len(sender.undelivered) + sender.pending
         if not finished:
             left = max(left, taken - sender.delivered)
+        if sender.spool is not None:  # a batch lost to a Ctrl-C halfway is still in it
+            left = max(left, sender.spool.pending)
         self.totals["undelivered"] += left
         if sender.stopped is not None:
             self.reasons.append(str(sender.stopped))

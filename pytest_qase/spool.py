@@ -48,8 +48,9 @@ class Spool:
         """Append a result; return where its body starts in the file (to read it back)."""
         with self._lock:
             self._open()
-            self.pending += 1
-            return self._write(b'{"result":' + body + b"}\n") + len(b'{"result":')
+            start = self._write(b'{"result":' + body + b"}\n") + len(b'{"result":')
+            self.pending += 1  # after the write: a Ctrl-C in between leaves both undone
+            return start
 
     def read(self, offset: int, length: int) -> bytes:
         """A result body written earlier (its line was flushed before it was handed on)."""

@@ -102,6 +102,9 @@ class Uploader:
         # the spool and the counters whole between it and the spooler thread
         self._direct = report is None and sender is not None
         self._lock = threading.Lock()
+        # the spooler is uploading files (network time, rate-limit waits): it cannot flush
+        # what the test thread spools, so the test thread flushes each result itself
+        self._uploading_files = False
 
     def start(self) -> None:
         self._threads[0].start()
@@ -116,6 +119,11 @@ class Uploader:
                     self._take(result, [])
                 except Exception as exc:
                     self._drop(result, exc)
+                except BaseException:  # Ctrl-C halfway: never a result silently lost
+                    self._interrupted(result)
+                    raise
+                if self._uploading_files:  # the spooler cannot flush now: on disk at once
+                    self._flush_spool_locked()
             return
         self._results.put(result)
 
@@ -199,12 +207,23 @@ class Uploader:
         does not count as on disk: an xdist worker's ``wait_spooled`` waits for it too.
         """
         with self._lock:
-            if self.sender is not None and self.sender.spool:
-                self.sender.spool.flush()
+            self._flush_spool_locked()
             spooled = self.taken - len(self._with_files)
         with self._spooled_changed:
             self._spooled = spooled
             self._spooled_changed.notify_all()
+
+    def _flush_spool_locked(self) -> None:
+        if self.sender is not None and self.sender.spool:
+            self.sender.spool.flush()
+
+    def _interrupted(self, result: Result) -> None:
+        """Ctrl-C while the test thread spooled ``result``: it may be in the spool but in no
+        batch, or not even in the spool; it counts as undelivered until Qase acknowledges
+        it (the sender forgets an acknowledged id), so the run is not completed without it."""
+        if self.sender is not None:
+            self.sender.undelivered.setdefault(
+                result.id, "interrupted (Ctrl-C) while its result was being spooled")
 
     def _next(self) -> object:
         """The next queued result, ``_TICK`` when it is time to look at the spool, or _STOP."""
@@ -255,7 +274,13 @@ class Uploader:
         waiting = list(self._with_files)  # still counted as not on disk while they upload
         if not waiting or self.attachments is None:
             return
-        later = self.attachments.upload(waiting, self._batch_deadline())
+        with self._lock:
+            self._uploading_files = True  # set before this flush: nothing is left behind
+            self._flush_spool_locked()
+        try:
+            later = self.attachments.upload(waiting, self._batch_deadline())
+        finally:
+            self._uploading_files = False
         with self._lock:
             del self._with_files[:len(waiting)]  # only this thread adds to it
             for result in waiting:

@@ -682,3 +682,79 @@ def test_finished_results_are_on_disk_while_a_long_test_runs(pytester, qase_serv
     result = run(pytester, qase_server)
     result.assert_outcomes(passed=3)
     assert sorted(by_title(qase_server)) == ["test_a", "test_b", "test_long"]
+
+
+def test_results_reach_the_spool_while_files_upload_slowly(pytester, qase_server,
+                                                           monkeypatch):
+    """While the spooler thread waits on a slow file upload it cannot flush the spool, so
+    the test thread puts each result without files on disk itself: none waits in a buffer
+    for the upload to end (a process killed meanwhile would lose it)."""
+    qase_server.inject(path=r"/v1/attachment/", status=None, delay=6.0, times=1)
+    pytester.makepyfile(test_suite="""
+        import glob, os, tempfile, time
+        import pytest
+        from pytest_qase import qase
+
+        def test_with_a_file():
+            qase.attach(content=b"log", filename="log.txt")
+
+        @pytest.mark.parametrize("n", range(3))
+        def test_plain(n):
+            time.sleep(0.7)  # the file upload has started by now
+
+        def test_check():
+            pattern = os.path.join(tempfile.gettempdir(), "pytest-qase-*", "sessions", "*",
+                                   "*.jsonl")
+            lines = [line for path in glob.glob(pattern) for line in open(path)]
+            plain = [line for line in lines if '"title":"test_plain"' in line]
+            assert len(plain) == 3, lines
+    """)
+    point_at(monkeypatch, qase_server)
+    result = run(pytester, qase_server)
+    result.assert_outcomes(passed=5)
+    assert len(qase_server.results()) == 5
+
+
+def test_ctrl_c_while_the_test_thread_spools_leaves_the_run_open(pytester, qase_server,
+                                                                 monkeypatch):
+    """A Ctrl-C that lands inside the test thread's spooling (here: right after the spool
+    line is written, before the result is packed) must not lose the result silently: it
+    counts as not delivered, the run stays open and the spool is named for ``upload``."""
+    pytester.makeconftest("""
+        import pytest
+        from pytest_qase import batching
+
+        real_add = batching.Packer.add
+
+        def add(self, entry):
+            if getattr(pytest, "interrupt_next_pack", False):
+                pytest.interrupt_next_pack = False
+                raise KeyboardInterrupt
+            return real_add(self, entry)
+
+        batching.Packer.add = add
+    """)
+    pytester.makepyfile(test_suite="""
+        import pytest
+
+        def test_a():
+            pass
+
+        def test_b():
+            pytest.interrupt_next_pack = True  # its own result is being packed at Ctrl-C
+
+        def test_c():
+            pass
+    """)
+    point_at(monkeypatch, qase_server)
+    result = run(pytester, qase_server, subprocess=True)  # a real Ctrl-C ends the process
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    text = "\n".join(qase_lines(result))
+    assert "1 of 2 results were not delivered" in text, text
+    assert "python -m pytest_qase upload" in text
+    assert not qase_server.run(1)["completed"]
+    assert [r["title"] for r in qase_server.results()] == ["test_a"]
+    path = _spool_path(result)
+    uploaded = _upload(pytester, qase_server, path)
+    assert uploaded.returncode == 0, uploaded.stderr
+    assert sorted(r["title"] for r in qase_server.results()) == ["test_a", "test_b"]
