@@ -1,16 +1,18 @@
-"""The body of a new Qase run, built from the run options, and the run's public link.
+"""The run results go to: opened (checked or created) at the start, its body, its public link.
 
 One function (``run_body``) serves both the plugin's run creation and
 ``python -m pytest_qase run create``, so the two always create the same kind of run.
 Looking up an environment or a configuration can fail on its own: that costs one clear
-line and the run is created without that piece, never the whole upload.
+line and the run is created without that piece, never the whole upload. ``RunOpening``
+opens the run on a background thread, so that its round trips overlap pytest's collection.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from . import clock
 from .client import ApiError, QaseClient
@@ -65,6 +67,67 @@ def run_body(settings: Settings, title: str, client: Optional[QaseClient],
         if ids:
             body["configurations"] = ids
     return built
+
+
+@dataclass
+class OpenedRun:
+    """The run this session reports to, and what could not be put in it when created."""
+
+    run_id: int
+    created: bool
+    problems: list[str] = field(default_factory=list)
+
+
+def open_run(settings: Settings, client: QaseClient, title: str,
+             deadline: clock.Deadline) -> OpenedRun:
+    """Check the project, then check the run of ``qase_run_id`` or create a new one."""
+    project = settings.project
+    assert project is not None
+    client.get_project(project, deadline)
+    if settings.run_id is not None:
+        run = client.get_run(project, settings.run_id, deadline)
+        if run.get("status") == 1 or run.get("status_text") == "complete":
+            raise ApiError(f"run {settings.run_id} of {project} is already completed and "
+                           "takes no more results: create a new run")
+        return OpenedRun(settings.run_id, created=False)
+    built = run_body(settings, title, client, deadline)
+    return OpenedRun(client.create_run(project, built.body, deadline), created=True,
+                     problems=built.problems)
+
+
+class RunOpening:
+    """``open_run`` on a background thread: its round trips (two at least, each a network
+    latency) overlap pytest's collection instead of delaying the first test.
+
+    The thread touches nothing but its own two fields; ``wait`` hands over the outcome, or
+    raises what the thread raised, on the session's thread.
+    """
+
+    def __init__(self, opener: Callable[[], OpenedRun]) -> None:
+        self._opener = opener
+        self._opened: Optional[OpenedRun] = None
+        self._error: Optional[Exception] = None
+        self._thread = threading.Thread(target=self._open, name="pytest-qase-open-run",
+                                        daemon=True)
+        self._thread.start()
+
+    def _open(self) -> None:
+        try:
+            self._opened = self._opener()
+        except Exception as exc:  # raised again by ``wait``, on the session's thread
+            self._error = exc
+
+    def wait(self, timeout: float) -> OpenedRun:
+        """The opened run; ``timeout`` bounds the wait (the requests have their own)."""
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise ApiError(f"Qase did not answer within {timeout:.0f}s while the run was "
+                           "created")
+        if self._error is not None:
+            raise self._error
+        if self._opened is None:
+            raise ApiError("the run could not be opened")
+        return self._opened
 
 
 def _environment_id(wanted: str, project: str, client: Optional[QaseClient],

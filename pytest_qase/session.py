@@ -8,6 +8,7 @@ deliver, complete, summarise. It never changes pytest's exit code unless strict 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import sys
@@ -50,6 +51,8 @@ class QaseSession:
         self.run_id: Optional[int] = settings.run_id
         self.created_run = False
         self.session_dir: Optional[str] = None
+        self._opening: Optional[runs.RunOpening] = None  # the run, opened while pytest collects
+        self._open_deadline = clock.Deadline(START_DEADLINE)
         self.start_time = clock.now()
         self.problems: list[str] = list(settings.errors)
         # "dropped": results that could not be processed, so never reached a spool
@@ -85,27 +88,80 @@ class QaseSession:
             else:
                 self.xdist = xdist.XdistController.attach(self)  # hands workers the run
                 self._start_owner()
-                if self.collect_only:
-                    return
-            self.uploader = self._make_uploader()
-            self.uploader.start()
+                if self.collect_only or self._opening is not None:
+                    return  # nothing runs, or the rest follows the run (``_run_opened``)
+            self._start_uploader()
         except Exception as exc:  # never an INTERNALERROR: report and carry on without us
             self._fail(f"could not start: {type(exc).__name__}: {exc}")
 
     def _start_owner(self) -> None:
-        """The session's owner checks the project, creates or checks the run, prepares dirs."""
+        """The session's owner checks the project, creates or checks the run, prepares dirs.
+
+        Without xdist and a test plan to select by, nothing needs the run before the first
+        test: it is opened on a background thread while pytest collects.
+        """
         settings = self.settings
         self.session_dir = xdist.claim_session_dir(
             self.config, os.path.join(state_directory(), "sessions"))
         if settings.can_upload and self.collect_only:
             self.client = self._make_client()  # only to read the plan of --qase-plan-only
         elif settings.can_upload:
-            try:
-                self._open_run()
-            except Exception as error:  # whatever failed, the results go to the local report
-                text = _error_text(error, "could not start the upload: ")
-                self.problems.append(f"{text}; the local report is written instead")
+            self._open_run(background=self.xdist is None and not settings.plan_only)
+            if self._opening is not None:
+                return
+        self._prepare_output()
+
+    def _open_run(self, background: bool) -> None:
+        settings = self.settings
+        try:
+            self.client = self._make_client()
+            self._open_deadline = clock.Deadline(min(START_DEADLINE, settings.max_wait))
+            opener = functools.partial(runs.open_run, settings, self.client,
+                                       self._run_title(), self._open_deadline)
+            if background:
+                self._opening = runs.RunOpening(opener)
+            else:
+                self._use_run(opener())
+        except Exception as error:  # whatever failed, the results go to the local report
+            self._upload_failed(error)
+
+    def _use_run(self, opened: runs.OpenedRun) -> None:
+        self.run_id, self.created_run = opened.run_id, opened.created
+        self.problems.extend(opened.problems)
+
+    def _upload_failed(self, error: Exception) -> None:
+        text = _error_text(error, "could not start the upload: ")
+        self.problems.append(f"{text}; the local report is written instead")
+        self.client = None
+
+    def _run_opened(self) -> None:
+        """The rest of the start once the run opened in the background is open (or is not):
+        the local report if needed, the sender, the uploader. Called at the end of the
+        collection, again before the test loop and at the end (only the first call acts)."""
+        opening, self._opening = self._opening, None
+        if opening is None:
+            return
+        try:
+            try:  # the requests are bounded by the deadline; a request started last, by its timeout
+                self._use_run(opening.wait(self._open_deadline.remaining()
+                                           + self.settings.timeout + 1.0))
+            except Exception as error:
+                self._upload_failed(error)
+            except KeyboardInterrupt:  # Ctrl-C while waiting: no test runs after it
                 self.client = None
+                self.problems.append("interrupted (Ctrl-C) while the run was being created: "
+                                     "nothing is reported (a run created meanwhile stays "
+                                     "open)")
+                raise
+            self._prepare_output()
+            self._start_uploader()
+        except Exception as exc:  # never an INTERNALERROR: report and carry on without us
+            self._fail(f"could not start: {type(exc).__name__}: {exc}")
+
+    def _prepare_output(self) -> None:
+        """The plan to select by, the local report (asked for, or instead of the upload) and
+        the sender (with a run to send to)."""
+        settings = self.settings
         self._read_plan()
         if self.collect_only:
             return  # nothing runs, so nothing is sent or written
@@ -124,22 +180,9 @@ class QaseSession:
         if self.client is not None and self.run_id is not None:
             self.sender = self._make_sender()
 
-    def _open_run(self) -> None:
-        settings = self.settings
-        assert settings.token is not None and settings.project is not None
-        deadline = clock.Deadline(min(START_DEADLINE, settings.max_wait))
-        self.client = self._make_client()
-        self.client.get_project(settings.project, deadline)
-        if self.run_id is not None:
-            run = self.client.get_run(settings.project, self.run_id, deadline)
-            if run.get("status") == 1 or run.get("status_text") == "complete":
-                raise ApiError(f"run {self.run_id} of {settings.project} is already completed "
-                               "and takes no more results: create a new run")
-            return
-        built = runs.run_body(settings, self._run_title(), self.client, deadline)
-        self.problems.extend(built.problems)
-        self.run_id = self.client.create_run(settings.project, built.body, deadline)
-        self.created_run = True
+    def _start_uploader(self) -> None:
+        self.uploader = self._make_uploader()
+        self.uploader.start()
 
     def _read_plan(self) -> None:
         """For --qase-plan-only: the plan's case ids, or one line and every test runs."""
@@ -230,6 +273,13 @@ class QaseSession:
         if self.plan_cases is not None:
             self.plan_deselected = plan.deselect(config, items, self.plan_cases)
 
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self._run_opened()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        self._run_opened()  # a plugin that collects on its own may skip collection_finish
+
     # -- each test --------------------------------------------------------------------------
 
     @pytest.hookimpl(wrapper=True)
@@ -299,6 +349,8 @@ class QaseSession:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def _finish(self, session: pytest.Session) -> None:
+        with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: stop waiting
+            self._run_opened()  # the collection failed or was interrupted before it was open
         # bounds all that follows; under xdist the workers' own flush already took part of it
         spent = clock.monotonic() - self.xdist.last_report if self.xdist is not None else 0.0
         self.end_deadline = clock.Deadline(max(0.0, self.settings.max_wait - spent))

@@ -620,6 +620,29 @@ def test_ctrl_c_while_the_last_results_are_sent(pytester, qase_server, monkeypat
     assert len(qase_server.results()) == len(by_title(qase_server)) == 25
 
 
+def test_ctrl_c_while_the_run_is_being_created(pytester, qase_server, monkeypatch):
+    """Ctrl-C while the plugin waits, at the end of the collection, for Qase's answer to the
+    run creation (held back 30 s): the session ends at once, with no traceback, and the
+    summary says that nothing was reported."""
+    qase_server.inject("POST", r"^/v1/run/DEMO$", status=None, delay=30)
+    point_at(monkeypatch, qase_server)
+    process = start(pytester, qase_server, log="interrupted.log", new_session=True)
+    end = time.monotonic() + 60
+    while not any(r.path == "/v1/run/DEMO" for r in qase_server.requests):
+        assert time.monotonic() < end and process.poll() is None, "no run was asked for"
+        time.sleep(0.05)
+    time.sleep(1.0)  # the suite is collected by now: waiting for the run at its end
+    os.killpg(process.pid, signal.SIGINT)
+    code, lines = finished(process, pytester, log="interrupted.log", timeout=60)
+    [create] = [r for r in qase_server.requests if r.path == "/v1/run/DEMO"]
+    assert create.answered_at is None  # the session ended while the answer was held back
+    assert code == pytest.ExitCode.INTERRUPTED, lines[-20:]
+    assert not [line for line in lines if "Traceback" in line or "INTERNALERROR" in line]
+    assert "qase: error: interrupted (Ctrl-C) while the run was being created: nothing is " \
+           "reported (a run created meanwhile stays open)" in lines, lines[-20:]
+    assert qase_server.results() == []
+
+
 def test_a_damaged_spool_says_so_and_is_kept(pytester, qase_server, monkeypatch):
     """A line cut short (a crash while writing) or of the wrong shape: the readable results
     go, the damage is named, and the file stays for a look."""

@@ -162,6 +162,45 @@ def test_existing_run_is_checked_and_left_open(pytester, qase_server: QaseServer
     assert qase_server.run(run_id)["completed"]
 
 
+def test_the_run_is_created_while_pytest_collects(pytester, qase_server, monkeypatch):
+    """The run's round trips overlap the collection: a test module imported while Qase still
+    holds back its answer to the run creation (3 s) is imported before that answer."""
+    pytester.makepyfile(test_late="""
+        import time
+        from pathlib import Path
+        Path("imported_at").write_text(repr(time.time()))
+        def test_one():
+            pass
+    """)
+    point_at(monkeypatch, qase_server)
+    qase_server.inject("POST", r"^/v1/run/DEMO$", status=None, delay=3.0)
+    result = run(pytester, qase_server)
+    assert result.ret == 0
+    imported_at = float((pytester.path / "imported_at").read_text())
+    [create] = [r for r in qase_server.requests if r.method == "POST" and r.path == "/v1/run/DEMO"]
+    assert imported_at < create.answered_at - 1.0  # collected while the answer was held
+    [run_id] = qase_server.runs
+    assert [r["title"] for r in qase_server.results(run_id)] == ["test_one"]
+    assert qase_server.run(run_id)["completed"]
+    assert_clean(qase_server)
+
+
+def test_a_collection_error_while_the_run_is_created_ends_cleanly(pytester, qase_server,
+                                                                 monkeypatch):
+    """pytest stops after a broken module while the run is still being created: the session
+    waits for it, then completes it (no test ran, nothing is missing) and says what happened."""
+    pytester.makepyfile(test_ok="def test_one():\n    pass\n", test_broken="def (:\n")
+    point_at(monkeypatch, qase_server)
+    qase_server.inject("POST", r"^/v1/run/DEMO$", status=None, delay=1.0)
+    result = run(pytester, qase_server)
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # pytest's own, for the collection error
+    [run_id] = qase_server.runs
+    assert qase_server.results(run_id) == [] and qase_server.run(run_id)["completed"]
+    text = "\n".join(qase_lines(result))
+    assert f"qase: 0 results -> run {run_id} (DEMO)" in text and "error" not in text
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
 def test_unknown_run_id_falls_back_to_the_local_report(pytester, qase_server, monkeypatch):
     pytester.makepyfile("def test_one():\n    pass\n")
     point_at(monkeypatch, qase_server, QASE_RUN_ID="999")
