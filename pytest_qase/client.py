@@ -24,6 +24,7 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util.connection import allowed_gai_family
 
 from . import __version__, clock
+from .errors import ApiError
 from .ratelimit import RateGuard
 from .settings import Secret
 
@@ -116,25 +117,6 @@ class _Session(requests.Session):
     get_adapter = _REAL_GET_ADAPTER
     send = _REAL_SESSION_SEND
     request = _REAL_REQUEST
-
-
-class ApiError(Exception):
-    """A request that did not succeed; ``str()`` is one line for the user."""
-
-    def __init__(self, message: str, status: Optional[int] = None, *,
-                 transient: bool = False, retry_after: Optional[float] = None,
-                 fields: Optional[list[dict[str, Any]]] = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.transient = transient
-        self.retry_after = retry_after
-        self.fields = fields or []
-        self.ambiguous = False  # the server may have applied it though no answer came
-
-    @property
-    def stops_sending(self) -> bool:
-        """Answers after which no further request can succeed in this session."""
-        return self.status in (401, 403, 404, 405, 410)
 
 
 @dataclass

@@ -7,12 +7,15 @@ same tests and xdist sees the same collection everywhere.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import pytest
 
 from . import clock, marks
-from .client import ApiError, QaseClient
+from .errors import ApiError
+
+if TYPE_CHECKING:  # the client imports requests: only where a request is made
+    from .client import QaseClient
 
 
 def read_plan_cases(client: QaseClient, project: str, plan_id: int,

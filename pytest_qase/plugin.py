@@ -2,7 +2,7 @@
 
 Like pytest-reportlog, nothing but option parsing happens unless ``--qase`` (or its ini or
 environment twin) is on, so an installed but unused plugin costs nothing: the reporting
-modules (and ``requests``, which they need) are imported only once the plugin is on.
+modules are imported only once the plugin is on, and ``requests`` only once it uploads.
 """
 
 from __future__ import annotations

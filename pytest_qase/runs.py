@@ -12,12 +12,15 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from . import clock
-from .client import ApiError, QaseClient
+from .errors import ApiError
 from .results import to_json_bytes
 from .settings import Settings
+
+if TYPE_CHECKING:  # the client imports requests: only where a request is made
+    from .client import QaseClient
 
 MAX_TITLE = 255
 ENVIRONMENT_PAGE = 100  # the largest page GET /v1/environment/{code} allows

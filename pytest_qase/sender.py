@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from . import clock
 from .batching import Entry, Packer, batch_size, envelope, trim
-from .client import ApiError, QaseClient
+from .errors import ApiError
 from .spool import Spool
+
+if TYPE_CHECKING:  # the client imports requests: only where a request is made
+    from .client import QaseClient
 
 OUTAGE_PAUSE = 30.0  # after giving up on a batch, park new ones this long before trying again
 MEMORY_BUDGET = 32 * 1024 * 1024  # result bodies held in memory; the rest are read from the spool

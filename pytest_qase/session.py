@@ -14,13 +14,13 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import pytest
 
 from . import clock, context, marks, plan, runs, status, xdist
 from .attachments import AttachmentStore, AttachmentUploader
-from .client import ApiError, QaseClient
+from .errors import ApiError
 from .links import run_link
 from .local_report import LocalReport
 from .ratelimit import RateGuard, state_directory
@@ -30,6 +30,9 @@ from .sender import ResultSender
 from .settings import Settings, default_report_dir
 from .spool import Spool
 from .uploader import REPORT_FAILED, Uploader
+
+if TYPE_CHECKING:  # the client imports requests: only where a request is made
+    from .client import QaseClient
 
 START_DEADLINE = 60.0  # checking the project and creating the run at the start
 
@@ -218,6 +221,8 @@ class QaseSession:
             self.sender = self._make_sender()
 
     def _make_client(self) -> QaseClient:
+        from .client import QaseClient  # here: a session without a token never loads requests
+
         settings = self.settings
         assert settings.token is not None
         guard = RateGuard(settings.url, settings.token.reveal(), settings.rate_limit)

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from . import clock
 from .attachments import Attachment, AttachmentUploader, place_hash
 from .batching import Entry, trim
-from .client import QaseClient
 from .sender import ResultSender
 from .spool import Spool, read_pending_attachments, read_spool, spool_files, unreadable_lines
+
+if TYPE_CHECKING:  # the client imports requests: only where a request is made
+    from .client import QaseClient
 
 
 @dataclass

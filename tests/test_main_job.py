@@ -243,6 +243,24 @@ def test_no_token_writes_a_valid_local_report(pytester, monkeypatch):
     assert fails["execution"]["status"] == "failed"
 
 
+def test_the_local_report_never_loads_the_http_client(pytester):
+    """Without a token nothing is sent, so the client (and ``requests``, about 50 ms of
+    imports) is never imported: only the session's own modules are."""
+    pytester.makepyfile("def test_one():\n    pass\n")
+    pytester.makeconftest("""
+        import sys
+        from pathlib import Path
+
+        def pytest_sessionfinish(session):
+            wanted = ("pytest_qase.session", "pytest_qase.client")
+            Path("loaded.txt").write_text(" ".join(m for m in wanted if m in sys.modules))
+    """)
+    result = run(pytester, None, subprocess=True)
+    assert result.ret == 0
+    assert (pytester.path / "loaded.txt").read_text() == "pytest_qase.session"
+    assert (pytester.path / "qase-report" / "run.json").is_file()
+
+
 def test_report_and_upload_carry_the_same_content(pytester, qase_server, monkeypatch):
     pytester.makepyfile(test_statuses=STATUS_SUITE)
     point_at(monkeypatch, qase_server)
