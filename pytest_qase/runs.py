@@ -25,6 +25,9 @@ if TYPE_CHECKING:  # the client imports requests: only where a request is made
 MAX_TITLE = 255
 ENVIRONMENT_PAGE = 100  # the largest page GET /v1/environment/{code} allows
 MAX_ENVIRONMENT_PAGES = 1000  # offset is capped at 100000 by the API
+# how long past its deadline the session waits for the run: a request under way when the
+# deadline passes takes up to qase_timeout, and each one after it a last short attempt
+OPEN_GRACE = 20.0
 
 
 def run_title(settings: Settings, name: str, started: float) -> str:
@@ -81,9 +84,13 @@ class OpenedRun:
     problems: list[str] = field(default_factory=list)
 
 
-def open_run(settings: Settings, client: QaseClient, title: str,
-             deadline: clock.Deadline) -> OpenedRun:
-    """Check the project, then check the run of ``qase_run_id`` or create a new one."""
+def open_run(settings: Settings, client: QaseClient, title: str, deadline: clock.Deadline,
+             abandoned: Optional[threading.Event] = None) -> OpenedRun:
+    """Check the project, then check the run of ``qase_run_id`` or create a new one.
+
+    ``abandoned``: set once the session went on without the run (it waited too long, or
+    Ctrl-C): no run is created after that, so none is left behind empty.
+    """
     project = settings.project
     assert project is not None
     client.get_project(project, deadline)
@@ -94,6 +101,8 @@ def open_run(settings: Settings, client: QaseClient, title: str,
                            "takes no more results: create a new run")
         return OpenedRun(settings.run_id, created=False)
     built = run_body(settings, title, client, deadline)
+    if abandoned is not None and abandoned.is_set():
+        raise ApiError("the session went on without the run before it was created")
     return OpenedRun(client.create_run(project, built.body, deadline), created=True,
                      problems=built.problems)
 
@@ -103,11 +112,13 @@ class RunOpening:
     latency) overlap pytest's collection instead of delaying the first test.
 
     The thread touches nothing but its own two fields; ``wait`` hands over the outcome, or
-    raises what the thread raised, on the session's thread.
+    raises what the thread raised, on the session's thread. ``opener`` is called with
+    ``abandoned=``, the event ``abandon`` sets (see ``open_run``).
     """
 
-    def __init__(self, opener: Callable[[], OpenedRun]) -> None:
+    def __init__(self, opener: Callable[..., OpenedRun]) -> None:
         self._opener = opener
+        self._abandoned = threading.Event()
         self._opened: Optional[OpenedRun] = None
         self._error: Optional[Exception] = None
         self._thread = threading.Thread(target=self._open, name="pytest-qase-open-run",
@@ -116,16 +127,25 @@ class RunOpening:
 
     def _open(self) -> None:
         try:
-            self._opened = self._opener()
+            self._opened = self._opener(abandoned=self._abandoned)
         except Exception as exc:  # raised again by ``wait``, on the session's thread
             self._error = exc
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def abandon(self) -> None:
+        """The session goes on without the run: the thread creates none after this."""
+        self._abandoned.set()
 
     def wait(self, timeout: float) -> OpenedRun:
         """The opened run; ``timeout`` bounds the wait (the requests have their own)."""
         self._thread.join(timeout)
         if self._thread.is_alive():
-            raise ApiError(f"Qase did not answer within {timeout:.0f}s while the run was "
-                           "created")
+            self.abandon()
+            raise ApiError(f"the run was still not open after {timeout:.0f}s: Qase answers "
+                           "too slowly for qase_timeout and qase_max_wait (raise them)")
         if self._error is not None:
             raise self._error
         if self._opened is None:
@@ -157,6 +177,8 @@ def _environment_id(wanted: str, project: str, client: Optional[QaseClient],
 def _environments(client: QaseClient, project: str, deadline: clock.Deadline):
     """Every environment of the project, page by page, until a short or empty page."""
     for page in range(MAX_ENVIRONMENT_PAGES):
+        if page and deadline.expired():  # one page is always asked for, never a thousand late
+            raise ApiError("the start deadline (qase_max_wait) passed while they were listed")
         reply = client.call("GET", f"/v1/environment/{project}",
                             f"list the environments of {project}", deadline,
                             params={"limit": ENVIRONMENT_PAGE,

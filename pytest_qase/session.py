@@ -139,27 +139,30 @@ class QaseSession:
 
     def _run_opened(self) -> None:
         """The rest of the start once the run opened in the background is open (or is not):
-        the local report if needed, the sender, the uploader. Called at the end of the
-        collection, again before the test loop and at the end (only the first call acts)."""
+        the local report if needed, the sender, the uploader. Called before the test loop,
+        and at the end in case pytest never reached it (only the first call acts)."""
         opening, self._opening = self._opening, None
         if opening is None:
             return
         try:
-            try:  # the requests are bounded by the deadline; a request started last, by its timeout
+            try:
                 self._use_run(opening.wait(self._open_deadline.remaining()
-                                           + self.settings.timeout + 1.0))
+                                           + self.settings.timeout + runs.OPEN_GRACE))
             except Exception as error:
                 self._upload_failed(error)
             except KeyboardInterrupt:  # Ctrl-C while waiting: no test runs after it
-                self.client = None
-                self.problems.append("interrupted (Ctrl-C) while the run was being created: "
-                                     "nothing is reported (a run created meanwhile stays "
-                                     "open)")
+                self._interrupted_opening(opening)
                 raise
             self._prepare_output()
             self._start_uploader()
         except Exception as exc:  # never an INTERNALERROR: report and carry on without us
             self._fail(f"could not start: {type(exc).__name__}: {exc}")
+
+    def _interrupted_opening(self, opening: runs.RunOpening) -> None:
+        opening.abandon()
+        self.client = None
+        self.problems.append("interrupted (Ctrl-C) while the run was being created: nothing "
+                             "is reported (a run created meanwhile stays open)")
 
     def _prepare_output(self) -> None:
         """The plan to select by, the local report (asked for, or instead of the upload) and
@@ -278,12 +281,17 @@ class QaseSession:
         if self.plan_cases is not None:
             self.plan_deselected = plan.deselect(config, items, self.plan_cases)
 
-    def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self._run_opened()
-
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
-        self._run_opened()  # a plugin that collects on its own may skip collection_finish
+        self._run_opened()  # the first test needs the run
+
+    def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
+        """Ctrl-C before the first test (in the collection): the session ends now, without
+        waiting for a run that is not open yet."""
+        opening = self._opening
+        if opening is not None and not opening.done:
+            self._opening = None
+            self._interrupted_opening(opening)
 
     # -- each test --------------------------------------------------------------------------
 
@@ -355,7 +363,7 @@ class QaseSession:
 
     def _finish(self, session: pytest.Session) -> None:
         with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: stop waiting
-            self._run_opened()  # the collection failed or was interrupted before it was open
+            self._run_opened()  # pytest stopped before its test loop (a usage error)
         # bounds all that follows; under xdist the workers' own flush already took part of it
         spent = clock.monotonic() - self.xdist.last_report if self.xdist is not None else 0.0
         self.end_deadline = clock.Deadline(max(0.0, self.settings.max_wait - spent))

@@ -621,8 +621,8 @@ def test_ctrl_c_while_the_last_results_are_sent(pytester, qase_server, monkeypat
 
 
 def test_ctrl_c_while_the_run_is_being_created(pytester, qase_server, monkeypatch):
-    """Ctrl-C while the plugin waits, at the end of the collection, for Qase's answer to the
-    run creation (held back 30 s): the session ends at once, with no traceback, and the
+    """Ctrl-C while the plugin waits, before the first test, for Qase's answer to the run
+    creation (held back 30 s): the session ends at once, with no traceback, and the
     summary says that nothing was reported."""
     qase_server.inject("POST", r"^/v1/run/DEMO$", status=None, delay=30)
     point_at(monkeypatch, qase_server)
@@ -641,6 +641,52 @@ def test_ctrl_c_while_the_run_is_being_created(pytester, qase_server, monkeypatc
     assert "qase: error: interrupted (Ctrl-C) while the run was being created: nothing is " \
            "reported (a run created meanwhile stays open)" in lines, lines[-20:]
     assert qase_server.results() == []
+
+
+def test_ctrl_c_in_the_collection_does_not_wait_for_the_run(pytester, qase_server,
+                                                            monkeypatch):
+    """Ctrl-C while a test module is still being imported and Qase holds back its answer
+    to the project check (60 s): the session ends at once, not when the run is open."""
+    pytester.makepyfile(test_slow_import="""
+        import time
+        from pathlib import Path
+        Path("importing").write_text("")
+        time.sleep(30)
+        def test_one():
+            pass
+    """)
+    qase_server.inject("GET", r"^/v1/project/DEMO$", status=None, delay=60, times=None)
+    point_at(monkeypatch, qase_server)
+    process = start(pytester, qase_server, log="collecting.log", new_session=True)
+    end = time.monotonic() + 60
+    while not (pytester.path / "importing").exists():
+        assert time.monotonic() < end and process.poll() is None, "the module was not imported"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)
+    code, lines = finished(process, pytester, log="collecting.log", timeout=90)
+    [check] = [r for r in qase_server.requests if r.path == "/v1/project/DEMO"]
+    assert check.answered_at is None  # the session ended while the answer was held back
+    assert code == pytest.ExitCode.INTERRUPTED, lines[-20:]
+    assert not [line for line in lines if "Traceback" in line or "INTERNALERROR" in line]
+    assert "qase: error: interrupted (Ctrl-C) while the run was being created: nothing is " \
+           "reported (a run created meanwhile stays open)" in lines, lines[-20:]
+    assert qase_server.runs == {}  # abandoned: no run is created after the session ended
+
+
+def test_a_slow_api_within_its_limits_gets_the_results(pytester, qase_server, monkeypatch):
+    """Each start request answered in 0.9 s, inside qase_timeout=1, with qase_max_wait=0
+    (every request is a last attempt): the session waits for the run as long as the
+    requests may take, so the results are uploaded, not written to the local report."""
+    qase_server.add_environment("staging")
+    for method, path in (("GET", r"^/v1/project/DEMO$"), ("GET", r"^/v1/environment/DEMO$"),
+                         ("POST", r"^/v1/run/DEMO$")):
+        qase_server.inject(method, path, status=None, delay=0.9, times=None)
+    result, _ = _run(pytester, qase_server, monkeypatch, QASE_MAX_WAIT="0", QASE_TIMEOUT="1",
+                     QASE_ENVIRONMENT="staging")
+    assert not [line for line in qase_lines(result) if "error" in line], qase_lines(result)
+    [run_id] = qase_server.runs
+    assert qase_server.run(run_id)["body"]["environment_id"] == 1
+    assert len(qase_server.results(run_id)) == 25 and qase_server.run(run_id)["completed"]
 
 
 def test_a_damaged_spool_says_so_and_is_kept(pytester, qase_server, monkeypatch):
