@@ -35,6 +35,8 @@ if TYPE_CHECKING:  # the client imports requests: only where a request is made
     from .client import QaseClient
 
 START_DEADLINE = 60.0  # checking the project and creating the run at the start
+# pytest options under which no test runs (it lists, shows or plans): no run, no report
+NOTHING_RUNS = ("collectonly", "showfixtures", "show_fixtures_per_test", "setupplan")
 
 
 class QaseSession:
@@ -68,7 +70,7 @@ class QaseSession:
         self.recovered = 0  # results of dead or interrupted workers the controller delivered
         self.stopped_early: Optional[str] = None  # Ctrl-C, -x, --maxfail: why pytest stopped
         self.end_deadline = clock.Deadline(settings.max_wait)
-        self.collect_only = bool(config.getoption("collectonly", False))  # no run, no report
+        self.nothing_runs = any(config.getoption(name, False) for name in NOTHING_RUNS)
         self.report_failed = False  # a local report file or folder could not be written
         self.plan_cases: Optional[frozenset[int]] = None  # --qase-plan-only: the plan's cases
         self.plan_deselected = 0
@@ -91,7 +93,7 @@ class QaseSession:
             else:
                 self.xdist = xdist.XdistController.attach(self)  # hands workers the run
                 self._start_owner()
-                if self.collect_only or self._opening is not None:
+                if self.nothing_runs or self._opening is not None:
                     return  # nothing runs, or the rest follows the run (``_run_opened``)
             self._start_uploader()
         except Exception as exc:  # never an INTERNALERROR: report and carry on without us
@@ -106,7 +108,7 @@ class QaseSession:
         settings = self.settings
         self.session_dir = xdist.claim_session_dir(
             self.config, os.path.join(state_directory(), "sessions"))
-        if settings.can_upload and self.collect_only:
+        if settings.can_upload and self.nothing_runs:
             self.client = self._make_client()  # only to read the plan of --qase-plan-only
         elif settings.can_upload:
             self._open_run(background=self.xdist is None and not settings.plan_only)
@@ -169,7 +171,7 @@ class QaseSession:
         the sender (with a run to send to)."""
         settings = self.settings
         self._read_plan()
-        if self.collect_only:
+        if self.nothing_runs:
             return  # nothing runs, so nothing is sent or written
         report_dir = settings.report_dir
         if report_dir is None and self.client is None:
@@ -360,6 +362,9 @@ class QaseSession:
         if self.settings.strict and self.worker is None and session.exitstatus == 0 and (
                 self.totals["undelivered"] or self.problems):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if self.worker is None and not self.config.pluginmanager.has_plugin("terminalreporter"):
+            for line in self.summary_lines():  # -p no:terminal: no summary hook is called
+                print(line, file=sys.stderr)
 
     def _finish(self, session: pytest.Session) -> None:
         with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: stop waiting

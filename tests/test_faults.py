@@ -158,6 +158,21 @@ def test_token_revoked_mid_run_stops_sending(pytester, qase_server, monkeypatch)
     assert "25 of 25 results were not delivered" in text and "pytest_qase upload" in text
 
 
+def test_without_the_terminal_plugin_the_summary_goes_to_stderr(pytester, qase_server,
+                                                                monkeypatch):
+    """``-p no:terminal`` calls no terminal-summary hook: what went wrong is still said, on
+    stderr (with strict mode, it is the reason for the exit code)."""
+    qase_server.inject(path=r"/results$", status=401, times=None,
+                       body={"status": False, "errorMessage": "Unauthorized"})
+    point_at(monkeypatch, qase_server)
+    result = run(pytester, qase_server, "-p", "no:terminal")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    errors = [line for line in result.errlines if line.startswith("qase:")]
+    assert any("25 of 25 results were not delivered" in line for line in errors), errors
+    assert any("the API token was rejected (401)" in line for line in errors), errors
+    assert qase_server.token not in result.stdout.str() + result.stderr.str()
+
+
 def test_one_invalid_result_is_isolated_and_named(pytester, qase_server, monkeypatch):
     pytester.makeconftest("""
         def pytest_qase_result(item, result):

@@ -295,8 +295,10 @@ def test_plugin_off_does_nothing(pytester, qase_server, monkeypatch):
     assert qase_lines(result) == []
 
 
-@pytest.mark.parametrize("flag", ["--collect-only", "--co"])
+@pytest.mark.parametrize("flag", ["--collect-only", "--co", "--fixtures", "--fixtures-per-test",
+                                  "--setup-plan"])
 def test_collect_only_creates_no_run_and_no_report(pytester, qase_server, monkeypatch, flag):
+    """pytest lists, shows or plans, and runs no test: nothing to report."""
     pytester.makepyfile("def test_one():\n    pass\n")
     point_at(monkeypatch, qase_server)
     result = run(pytester, qase_server, flag)
