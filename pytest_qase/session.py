@@ -36,7 +36,8 @@ if TYPE_CHECKING:  # the client imports requests: only where a request is made
 
 START_DEADLINE = 60.0  # checking the project and creating the run at the start
 # pytest options under which no test runs (it lists, shows or plans): no run, no report
-NOTHING_RUNS = ("collectonly", "showfixtures", "show_fixtures_per_test", "setupplan")
+NOTHING_RUNS = ("collectonly", "showfixtures", "show_fixtures_per_test", "setupplan",
+                "setuponly", "cacheshow")
 
 
 class QaseSession:

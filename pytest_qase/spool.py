@@ -48,9 +48,18 @@ class Spool:
         """Append a result; return where its body starts in the file (to read it back)."""
         with self._lock:
             self._open()
-            start = self._write(b'{"result":' + body + b"}\n") + len(b'{"result":')
-            self.pending += 1  # after the write: a Ctrl-C in between leaves both undone
-            return start
+            self.pending += 1  # first: a Ctrl-C between the two keeps the file, never loses it
+            return self._write(b'{"result":' + body + b"}\n") + len(b'{"result":')
+
+    def holds(self, result_id: str) -> bool:
+        """Whether a result's line is in the file (after a Ctrl-C that may have come before
+        or after its write; a line is buffered whole or not at all)."""
+        self.flush()
+        try:
+            with open(self.path, "rb") as handle:
+                return b'{"result":{"id":"' + result_id.encode() + b'"' in handle.read()
+        except OSError:
+            return False
 
     def read(self, offset: int, length: int) -> bytes:
         """A result body written earlier (its line was flushed before it was handed on)."""

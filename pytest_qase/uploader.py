@@ -220,10 +220,16 @@ class Uploader:
     def _interrupted(self, result: Result) -> None:
         """Ctrl-C while the test thread spooled ``result``: it may be in the spool but in no
         batch, or not even in the spool; it counts as undelivered until Qase acknowledges
-        it (the sender forgets an acknowledged id), so the run is not completed without it."""
-        if self.sender is not None:
-            self.sender.undelivered.setdefault(
-                result.id, "interrupted (Ctrl-C) while its result was being spooled")
+        it (the sender forgets an acknowledged id), so the run is not completed without it.
+        Not in the spool, it is also counted as dropped: an xdist controller counts what is
+        left in its workers' spools, plus what never reached one."""
+        if self.sender is None:
+            return
+        self.sender.undelivered.setdefault(
+            result.id, "interrupted (Ctrl-C) while its result was being spooled")
+        spool = self.sender.spool
+        if spool is None or not spool.holds(result.id):
+            self.dropped += 1
 
     def _next(self) -> object:
         """The next queued result, ``_TICK`` when it is time to look at the spool, or _STOP."""

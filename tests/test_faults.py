@@ -799,25 +799,41 @@ def test_results_reach_the_spool_while_files_upload_slowly(pytester, qase_server
     assert len(qase_server.results()) == 5
 
 
-def test_ctrl_c_while_the_test_thread_spools_leaves_the_run_open(pytester, qase_server,
-                                                                 monkeypatch):
-    """A Ctrl-C that lands inside the test thread's spooling (here: right after the spool
-    line is written, before the result is packed) must not lose the result silently: it
-    counts as not delivered, the run stays open and the spool is named for ``upload``."""
+@pytest.mark.parametrize("workers", [[], ["-n", "1"]], ids=["no-xdist", "xdist"])
+@pytest.mark.parametrize("moment", ["before-write", "after-write", "packing"])
+def test_ctrl_c_while_the_test_thread_spools_loses_nothing(pytester, qase_server, monkeypatch,
+                                                           moment, workers):
+    """A Ctrl-C that lands inside the test thread's spooling (before the spool line is
+    written, right after it, or while the result is packed) never loses a result silently:
+    it is delivered (an xdist controller sends what its worker's spool holds), or kept in a
+    spool named for ``upload``, or counted as not delivered; and the run is completed only
+    when every result that ran is in it."""
     pytester.makeconftest("""
         import pytest
-        from pytest_qase import batching
+        from pytest_qase import batching, spool
 
-        real_add = batching.Packer.add
+        MOMENT = %r
+        real_add, real_write = batching.Packer.add, spool.Spool._write
+
+        def interrupt_now(moment):
+            if MOMENT == moment and getattr(pytest, "interrupt_next", False):
+                pytest.interrupt_next = False
+                raise KeyboardInterrupt
 
         def add(self, entry):
-            if getattr(pytest, "interrupt_next_pack", False):
-                pytest.interrupt_next_pack = False
-                raise KeyboardInterrupt
+            interrupt_now("packing")
             return real_add(self, entry)
 
-        batching.Packer.add = add
-    """)
+        def write(self, line):
+            if line.startswith(b'{"result":'):
+                interrupt_now("before-write")
+            start = real_write(self, line)
+            if line.startswith(b'{"result":'):  # a SIGINT handled as the write returns
+                interrupt_now("after-write")
+            return start
+
+        batching.Packer.add, spool.Spool._write = add, write
+    """ % moment)
     pytester.makepyfile(test_suite="""
         import pytest
 
@@ -825,20 +841,27 @@ def test_ctrl_c_while_the_test_thread_spools_leaves_the_run_open(pytester, qase_
             pass
 
         def test_b():
-            pytest.interrupt_next_pack = True  # its own result is being packed at Ctrl-C
+            pytest.interrupt_next = True  # its own result is being spooled at Ctrl-C
 
         def test_c():
             pass
     """)
     point_at(monkeypatch, qase_server)
-    result = run(pytester, qase_server, subprocess=True)  # a real Ctrl-C ends the process
+    result = run(pytester, qase_server, *workers, subprocess=True)  # a real Ctrl-C
     assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
     text = "\n".join(qase_lines(result))
+    stored = sorted(r["title"] for r in qase_server.results())
+    if stored == ["test_a", "test_b"]:  # the controller delivered it from the spool
+        assert workers and moment != "before-write"
+        assert qase_server.run(1)["completed"], text
+        return
+    assert stored == ["test_a"], stored
+    assert not qase_server.run(1)["completed"], text
     assert "1 of 2 results were not delivered" in text, text
-    assert "python -m pytest_qase upload" in text
-    assert not qase_server.run(1)["completed"]
-    assert [r["title"] for r in qase_server.results()] == ["test_a"]
-    path = _spool_path(result)
-    uploaded = _upload(pytester, qase_server, path)
+    if moment == "before-write":  # never written: nothing to upload later, and it says so
+        assert "interrupted (Ctrl-C) while its result was being spooled" in text, text
+        return
+    uploaded = _upload(pytester, qase_server, _spool_path(result))
     assert uploaded.returncode == 0, uploaded.stderr
     assert sorted(r["title"] for r in qase_server.results()) == ["test_a", "test_b"]

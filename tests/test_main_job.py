@@ -296,12 +296,15 @@ def test_plugin_off_does_nothing(pytester, qase_server, monkeypatch):
 
 
 @pytest.mark.parametrize("flag", ["--collect-only", "--co", "--fixtures", "--fixtures-per-test",
-                                  "--setup-plan"])
+                                  "--setup-plan", "--setup-only", "--cache-show"])
 def test_collect_only_creates_no_run_and_no_report(pytester, qase_server, monkeypatch, flag):
     """pytest lists, shows or plans, and runs no test: nothing to report."""
     pytester.makepyfile("def test_one():\n    pass\n")
     point_at(monkeypatch, qase_server)
-    result = run(pytester, qase_server, flag)
+    if flag == "--cache-show":  # the cache plugin is on here, unlike in ``run``
+        result = pytester.runpytest("--qase", f"--qase-ca-bundle={qase_server.ca_path}", flag)
+    else:
+        result = run(pytester, qase_server, flag)
     assert result.ret == 0
     assert qase_server.requests == []
     assert not (pytester.path / "qase-report").exists()
