@@ -17,6 +17,8 @@ from typing import Any, Iterator, Optional
 
 from .results import to_json_bytes
 
+READ_CHUNK = 1 << 20  # bytes read at a time when a spool is searched
+
 
 class Spool:
     """Append-only record of queued and delivered results for one process."""
@@ -55,11 +57,17 @@ class Spool:
         """Whether a result's line is in the file (after a Ctrl-C that may have come before
         or after its write; a line is buffered whole or not at all)."""
         self.flush()
+        needle = b'{"result":{"id":"' + result_id.encode() + b'"'
         try:
-            with open(self.path, "rb") as handle:
-                return b'{"result":{"id":"' + result_id.encode() + b'"' in handle.read()
+            with open(self.path, "rb") as handle:  # by chunks: a spool can be large
+                carried = b""
+                while chunk := handle.read(READ_CHUNK):
+                    if needle in carried + chunk:
+                        return True
+                    carried = (carried + chunk)[-len(needle):]
         except OSError:
-            return False
+            pass
+        return False
 
     def read(self, offset: int, length: int) -> bytes:
         """A result body written earlier (its line was flushed before it was handed on)."""

@@ -799,6 +799,21 @@ def test_results_reach_the_spool_while_files_upload_slowly(pytester, qase_server
     assert len(qase_server.results()) == 5
 
 
+@pytest.mark.parametrize("chunk", [1, 7, 1 << 20])
+def test_a_spool_is_searched_across_its_read_chunks(tmp_path, monkeypatch, chunk):
+    """After a Ctrl-C, ``Spool.holds`` tells whether a result's line was written: a line
+    that straddles the chunks the file is read in is found too."""
+    from pytest_qase import spool as spool_module
+
+    monkeypatch.setattr(spool_module, "READ_CHUNK", chunk)
+    spool = spool_module.Spool(str(tmp_path / "s.jsonl"), {"url": "https://q", "run_id": 1})
+    spool.add(b'{"id":"first","title":"a"}')
+    spool.add(b'{"id":"second","title":"b"}')
+    assert spool.holds("first") and spool.holds("second")
+    assert not spool.holds("third") and not spool.holds("firs")
+    spool.close(keep=True)
+
+
 @pytest.mark.parametrize("workers", [[], ["-n", "1"]], ids=["no-xdist", "xdist"])
 @pytest.mark.parametrize("moment", ["before-write", "after-write", "packing"])
 def test_ctrl_c_while_the_test_thread_spools_loses_nothing(pytester, qase_server, monkeypatch,
