@@ -647,15 +647,23 @@ def test_ctrl_c_while_the_run_is_being_created(pytester, qase_server, monkeypatc
         assert time.monotonic() < end and process.poll() is None, "no run was asked for"
         time.sleep(0.05)
     time.sleep(1.0)  # the suite is collected by now: waiting for the run at its end
+    _ctrl_c_ends_the_session_at_once(pytester, qase_server, process, "interrupted.log",
+                                     "/v1/run/DEMO")
+    assert qase_server.results() == []
+
+
+def _ctrl_c_ends_the_session_at_once(pytester, qase_server: QaseServer, process, log: str,
+                                     held_path: str) -> None:
+    """Ctrl-C now: the session ends while Qase still holds back its answer to
+    ``held_path``, with no traceback and one line that says nothing was reported."""
     os.killpg(process.pid, signal.SIGINT)
-    code, lines = finished(process, pytester, log="interrupted.log", timeout=60)
-    [create] = [r for r in qase_server.requests if r.path == "/v1/run/DEMO"]
-    assert create.answered_at is None  # the session ended while the answer was held back
+    code, lines = finished(process, pytester, log=log, timeout=90)
+    [held] = [r for r in qase_server.requests if r.path == held_path]
+    assert held.answered_at is None  # the session ended while the answer was held back
     assert code == pytest.ExitCode.INTERRUPTED, lines[-20:]
     assert not [line for line in lines if "Traceback" in line or "INTERNALERROR" in line]
     assert "qase: error: interrupted (Ctrl-C) while the run was being created: nothing is " \
            "reported (a run created meanwhile stays open)" in lines, lines[-20:]
-    assert qase_server.results() == []
 
 
 def test_ctrl_c_in_the_collection_does_not_wait_for_the_run(pytester, qase_server,
@@ -677,14 +685,8 @@ def test_ctrl_c_in_the_collection_does_not_wait_for_the_run(pytester, qase_serve
     while not (pytester.path / "importing").exists():
         assert time.monotonic() < end and process.poll() is None, "the module was not imported"
         time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGINT)
-    code, lines = finished(process, pytester, log="collecting.log", timeout=90)
-    [check] = [r for r in qase_server.requests if r.path == "/v1/project/DEMO"]
-    assert check.answered_at is None  # the session ended while the answer was held back
-    assert code == pytest.ExitCode.INTERRUPTED, lines[-20:]
-    assert not [line for line in lines if "Traceback" in line or "INTERNALERROR" in line]
-    assert "qase: error: interrupted (Ctrl-C) while the run was being created: nothing is " \
-           "reported (a run created meanwhile stays open)" in lines, lines[-20:]
+    _ctrl_c_ends_the_session_at_once(pytester, qase_server, process, "collecting.log",
+                                     "/v1/project/DEMO")
     assert qase_server.runs == {}  # abandoned: no run is created after the session ended
 
 
