@@ -60,14 +60,12 @@ def pytest_configure(config: Any) -> None:
         from pytest_qase import runs
 
         class OpenedAtOnce(runs.RunOpening):
-            """Opens the run in the constructor, on the session's thread, like the
-            synchronous start; ``wait`` then returns at once."""
+            """Waits for its thread in the constructor, so the session's thread waits for
+            the run before the collection, like the synchronous start."""
 
-            def __init__(self, opener: Any) -> None:
-                super().__init__(lambda: None)  # type: ignore[arg-type, return-value]
+            def __init__(self, *args: Any) -> None:
+                super().__init__(*args)
                 self._thread.join()
-                self._opener = opener
-                self._open()
 
         runs.RunOpening = OpenedAtOnce  # type: ignore[misc]
 

@@ -9,10 +9,11 @@ opens the run on a background thread, so that its round trips overlap pytest's c
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from . import clock
 from .errors import ApiError
@@ -112,12 +113,13 @@ class RunOpening:
     latency) overlap pytest's collection instead of delaying the first test.
 
     The thread touches nothing but its own two fields; ``wait`` hands over the outcome, or
-    raises what the thread raised, on the session's thread. ``opener`` is called with
-    ``abandoned=``, the event ``abandon`` sets (see ``open_run``).
+    raises what the thread raised, on the session's thread.
     """
 
-    def __init__(self, opener: Callable[..., OpenedRun]) -> None:
-        self._opener = opener
+    def __init__(self, settings: Settings, client: QaseClient, title: str,
+                 deadline: clock.Deadline) -> None:
+        self._deadline = deadline
+        self._opener = functools.partial(open_run, settings, client, title, deadline)
         self._abandoned = threading.Event()
         self._opened: Optional[OpenedRun] = None
         self._error: Optional[Exception] = None
@@ -139,8 +141,10 @@ class RunOpening:
         """The session goes on without the run: the thread creates none after this."""
         self._abandoned.set()
 
-    def wait(self, timeout: float) -> OpenedRun:
-        """The opened run; ``timeout`` bounds the wait (the requests have their own)."""
+    def wait(self, grace: float) -> OpenedRun:
+        """The opened run, waited for until ``grace`` seconds past the opening's deadline
+        (a request under way at the deadline, and those after it, still take their time)."""
+        timeout = self._deadline.remaining() + grace
         self._thread.join(timeout)
         if self._thread.is_alive():
             self.abandon()

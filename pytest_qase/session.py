@@ -8,7 +8,6 @@ deliver, complete, summarise. It never changes pytest's exit code unless strict 
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import signal
 import sys
@@ -58,7 +57,6 @@ class QaseSession:
         self.created_run = False
         self.session_dir: Optional[str] = None
         self._opening: Optional[runs.RunOpening] = None  # the run, opened while pytest collects
-        self._open_deadline = clock.Deadline(START_DEADLINE)
         self.start_time = clock.now()
         self.problems: list[str] = list(settings.errors)
         # "dropped": results that could not be processed, so never reached a spool
@@ -121,13 +119,12 @@ class QaseSession:
         settings = self.settings
         try:
             self.client = self._make_client()
-            self._open_deadline = clock.Deadline(min(START_DEADLINE, settings.max_wait))
-            opener = functools.partial(runs.open_run, settings, self.client,
-                                       self._run_title(), self._open_deadline)
+            deadline = clock.Deadline(min(START_DEADLINE, settings.max_wait))
             if background:
-                self._opening = runs.RunOpening(opener)
+                self._opening = runs.RunOpening(settings, self.client, self._run_title(),
+                                                deadline)
             else:
-                self._use_run(opener())
+                self._use_run(runs.open_run(settings, self.client, self._run_title(), deadline))
         except Exception as error:  # whatever failed, the results go to the local report
             self._upload_failed(error)
 
@@ -149,8 +146,7 @@ class QaseSession:
             return
         try:
             try:
-                self._use_run(opening.wait(self._open_deadline.remaining()
-                                           + self.settings.timeout + runs.OPEN_GRACE))
+                self._use_run(opening.wait(self.settings.timeout + runs.OPEN_GRACE))
             except Exception as error:
                 self._upload_failed(error)
             except KeyboardInterrupt:  # Ctrl-C while waiting: no test runs after it

@@ -18,6 +18,7 @@ from typing import Any, Iterator, Optional
 from .results import to_json_bytes
 
 READ_CHUNK = 1 << 20  # bytes read at a time when a spool is searched
+RESULT_START = b'{"result":'  # a result line, before the result's own JSON
 
 
 class Spool:
@@ -51,13 +52,13 @@ class Spool:
         with self._lock:
             self._open()
             self.pending += 1  # first: a Ctrl-C between the two keeps the file, never loses it
-            return self._write(b'{"result":' + body + b"}\n") + len(b'{"result":')
+            return self._write(RESULT_START + body + b"}\n") + len(RESULT_START)
 
     def holds(self, result_id: str) -> bool:
         """Whether a result's line is in the file (after a Ctrl-C that may have come before
         or after its write; a line is buffered whole or not at all)."""
         self.flush()
-        needle = b'{"result":{"id":"' + result_id.encode() + b'"'
+        needle = RESULT_START + b'{"id":"' + result_id.encode() + b'"'
         try:
             with open(self.path, "rb") as handle:  # by chunks: a spool can be large
                 carried = b""
