@@ -80,6 +80,12 @@ class Packer:
 
     def add(self, entry: Entry) -> list[list[Entry]]:
         """Add one entry; return the batches that are now complete."""
+        if len(self._open) == 1:  # most entries: one batch being filled, and it has room
+            size = self._bytes[0] + entry.size + 1
+            if size + 1 < self.max_bytes and len(self._open[0]) < self.max_count - 1:
+                self._open[0].append(entry)
+                self._bytes[0] = size
+                return []
         ready: list[list[Entry]] = []
         fitting = [i for i, batch in enumerate(self._open) if len(batch) < self.max_count
                    and self._bytes[i] + entry.size + 1 <= self.max_bytes]

@@ -1,10 +1,11 @@
 """What the runtime API records while one test item runs: the item's context.
 
-The session activates one ``ItemContext`` around each item's run protocol; ``qase.step``,
-``qase.attach`` and the runtime metadata calls find it through ``current()``. The test
-thread only appends to it; turning it into a payload happens later on the uploader thread.
-When the plugin is off, or outside a test, or on another thread, ``current()`` is None and
-every runtime call is a no-op that costs one global read.
+Around each item's run protocol the session activates a maker of its ``ItemContext``;
+``qase.step``, ``qase.attach`` and the runtime metadata calls find the context through
+``current()``, which makes it on the first call. Most tests make no runtime call, so they
+never pay for one. The test thread only appends to it; turning it into a payload happens
+later. When the plugin is off, or outside a test, or on another thread, ``current()`` is
+None and every runtime call is a no-op that costs one global read.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import operator
 import threading
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 if TYPE_CHECKING:
     from .attachments import Attachment, AttachmentStore
@@ -71,16 +72,30 @@ _recorded_values = operator.attrgetter(
     *(f.name for f in fields(ItemContext) if f.name not in ("store", "thread_id")))
 
 _active: Optional[ItemContext] = None
+_make: Optional[Callable[[], ItemContext]] = None  # makes the running item's context
+_make_thread = 0  # the thread that runs the item: only it makes the context
 
 
-def activate(context: Optional[ItemContext]) -> None:
-    global _active
-    _active = context
+def activate(make: Optional[Callable[[], ItemContext]]) -> None:
+    """Around an item's run: ``make`` builds its context on the first runtime call; None
+    after the item."""
+    global _active, _make, _make_thread
+    _active, _make, _make_thread = None, make, threading.get_ident()
 
 
 def current() -> Optional[ItemContext]:
     """The running item's context, only on the thread that runs it."""
     context = _active
-    if context is None or context.thread_id != threading.get_ident():
+    if context is None:
+        if _make is None or _make_thread != threading.get_ident():
+            return None
+        context = _activate_made(_make)
+    elif context.thread_id != threading.get_ident():
         return None
     return context
+
+
+def _activate_made(make: Callable[[], ItemContext]) -> ItemContext:
+    global _active
+    _active = make()
+    return _active

@@ -18,6 +18,7 @@ import pytest
 
 from . import attachments as attachment_files
 from . import clock, ids, marks, metadata
+from .attachments import AttachmentStore
 from .context import ItemContext
 
 MAX_PARAM_CHARS = 1024
@@ -157,6 +158,19 @@ class Result:
             payload["attachments"] = hashes
         return payload
 
+    def api_json(self) -> bytes:
+        """``to_json_bytes(self.to_api())``: the same bytes, put together from their parts
+        for the common result (no steps, fields, files, case ids or flags), about four
+        times faster. It runs on the test thread, once a test."""
+        if (self.steps or self.fields or self.attachments or self.case_ids or self.defect
+                or self.muted):
+            return to_json_bytes(self.to_api())
+        try:
+            text = _plain_api_text(self)
+        except (TypeError, ValueError):  # a hook set a value of another type: the encoder's way
+            return to_json_bytes(self.to_api())
+        return text.encode("utf-8", "replace")
+
     def to_report(self) -> dict[str, Any]:
         """The content of ``results/<id>.json`` in the Qase Report format."""
         return {
@@ -185,6 +199,51 @@ def _relations(suites: list[str]) -> Optional[dict[str, Any]]:
     if not suites:
         return None
     return {"suite": {"data": [{"title": title, "public_id": None} for title in suites]}}
+
+
+_TEXT = json.encoder.encode_basestring  # a JSON string, as the encoder below writes it
+
+
+def _plain_api_text(result: Result) -> str:
+    """The JSON of a result with no steps, fields, files, case ids or flags (see
+    ``api_json``); a value the encoder would write differently raises TypeError."""
+    start, end = _time_text(result.start_time), _time_text(result.end_time)
+    if type(result.duration_ms) is not int:
+        raise TypeError("duration")
+    groups = result.param_groups
+    return (
+        f'{{"id":{_TEXT(result.id)},"title":{_TEXT(result.title)},'
+        f'"signature":{_TEXT(result.signature)},"execution":{{"status":{_TEXT(result.status)},'
+        f'"start_time":{start},"end_time":{end},"duration":{result.duration_ms},'
+        f'"stacktrace":{_text_or_null(result.stacktrace)},"thread":{_TEXT(result.thread)}}},'
+        f'"fields":{{}},"steps":[],"steps_type":"classic",'
+        f'"params":{{{",".join([_TEXT(k) + ":" + _TEXT(v) for k, v in result.params.items()])}}},'
+        f'"param_groups":'
+        f'{"[" + ",".join([_text_list(g) for g in groups]) + "]" if groups else "null"},'
+        f'"relations":{_relations_text(tuple(result.suites))},'
+        f'"message":{_text_or_null(result.message)}}}')
+
+
+def _time_text(seconds: float) -> str:
+    text = float.__repr__(round(seconds, 3))  # an int or a str raise TypeError
+    if text[-1] in "nf":  # nan, inf: the encoder writes NaN, Infinity
+        raise ValueError(text)
+    return text
+
+
+def _text_or_null(value: Optional[str]) -> str:
+    return "null" if value is None else _TEXT(value)
+
+
+def _text_list(values: list[str]) -> str:
+    return "[" + ",".join(map(_TEXT, values)) + "]"
+
+
+@functools.lru_cache(maxsize=1024)  # the suites of one module or class, for all its tests
+def _relations_text(suites: tuple[str, ...]) -> str:
+    if not suites:
+        return "null"
+    return _encode(_C_JSON, _JSON, _relations(list(suites)))
 
 
 # built once: ``json.dumps`` with options makes a new encoder on every call
@@ -243,31 +302,58 @@ def _item_params(item: pytest.Item, parametrize: Optional[list[Any]] = None,
     if callspec is None:
         return {}, []
     params = {str(name): param_text(value) for name, value in callspec.params.items()}
-    groups: list[list[str]] = []
+    if parametrize is None:
+        parametrize = list(item.iter_markers("parametrize"))
+    return params, [list(group) for group in _param_groups(tuple(params), parametrize)]
+
+
+# the groups of a parametrized function's cases, made once: (its names, its parametrize
+# marks, by identity) -> (those marks, kept alive so that no other mark takes their id; the
+# groups); one entry per parametrized function
+_GROUPS: dict[tuple[Any, ...], tuple[list[Any], tuple[tuple[str, ...], ...]]] = {}
+
+
+def _param_groups(names: tuple[str, ...], parametrize: list[Any],
+                  ) -> tuple[tuple[str, ...], ...]:
+    """Which parameters were given together (one ``parametrize`` call), nearest mark first;
+    each of the others alone."""
+    key = (names, *map(id, parametrize))
+    known = _GROUPS.get(key)
+    if known is not None:
+        return known[1]
+    groups: list[tuple[str, ...]] = []
     grouped: set[str] = set()
-    for mark in item.iter_markers("parametrize") if parametrize is None else parametrize:
-        names = mark.args[0] if mark.args else mark.kwargs.get("argnames", ())
-        if isinstance(names, str):
-            names = [n.strip() for n in names.split(",") if n.strip()]
-        group = [n for n in names if n in params and n not in grouped]
+    for mark in parametrize:
+        given = mark.args[0] if mark.args else mark.kwargs.get("argnames", ())
+        if isinstance(given, str):
+            given = [n.strip() for n in given.split(",") if n.strip()]
+        group = tuple(n for n in given if n in names and n not in grouped)
         if group:
             groups.append(group)
             grouped.update(group)
-    groups.extend([name] for name in params if name not in grouped)
-    return params, groups
+    groups.extend((name,) for name in names if name not in grouped)
+    _GROUPS[key] = (list(parametrize), tuple(groups))
+    return tuple(groups)
 
 
-def _marks_by_name(item: pytest.Item) -> dict[str, list[Any]]:
-    """The item's marks grouped by name, nearest first: one walk instead of one per name."""
-    found: dict[str, list[Any]] = {}
-    for mark in item.iter_markers():
-        found.setdefault(mark.name, []).append(mark)
-    return found
+def scan_marks(item: pytest.Item) -> tuple[bool, list[Any]]:
+    """Whether any of the plugin's markers sits on the item or a parent (class, module,
+    package), and the item's parametrize marks, nearest first.
 
-
-def has_qase_marks(item: pytest.Item) -> bool:
-    """Whether any of the plugin's markers sits on the item, its class or its module."""
-    return any(mark.name.startswith(QASE_MARK_PREFIX) for mark in item.iter_markers())
+    One walk up the nodes, as ``iter_markers`` walks them, without its generators: it runs
+    for every test.
+    """
+    qase = False
+    parametrize = []
+    node: Any = item
+    while node is not None:
+        for mark in node.own_markers:
+            if mark.name == "parametrize":
+                parametrize.append(mark)
+            elif mark.name.startswith(QASE_MARK_PREFIX):
+                qase = True
+        node = node.parent
+    return qase, parametrize
 
 
 def _signature(base: str, case_ids: list[int], params: dict[str, str]) -> str:
@@ -352,10 +438,11 @@ def crash_result(report: pytest.TestReport, thread: str,
 class Outcome:
     """Collects the reports of one test item while it runs, then folds them."""
 
-    def __init__(self, item: pytest.Item, recorded: Optional[ItemContext] = None, *,
+    def __init__(self, item: pytest.Item, store: Optional[AttachmentStore] = None, *,
                  capture_logs: bool = False, exclude_params: tuple[str, ...] = ()) -> None:
         self.item = item
-        self.recorded = recorded
+        self.store = store
+        self.recorded: Optional[ItemContext] = None  # made by the first runtime call
         self.capture_logs = capture_logs
         self.exclude_params = exclude_params
         self.start_time = clock.now()
@@ -368,6 +455,13 @@ class Outcome:
         self.attempt_steps: list[Step] = []  # earlier attempts under pytest-rerunfailures
         self._rerun: Optional[tuple[pytest.TestReport, list[Step]]] = None
         self._attempt_start = self.start_time
+
+    def context(self) -> ItemContext:
+        """The item's runtime context, made on the first runtime call (``context.activate``):
+        most tests make none and never pay for it."""
+        if self.recorded is None:
+            self.recorded = ItemContext(store=self.store)
+        return self.recorded
 
     def add(self, report: pytest.TestReport) -> None:
         if report.outcome == "rerun":  # pytest-rerunfailures: this attempt failed, one follows
@@ -416,21 +510,22 @@ class Outcome:
     def finish(self, thread: str, nodeid: Optional[str] = None) -> Result:
         """The result; ``nodeid`` replaces the item's (xdist's loadgroup adds ``@group``)."""
         item = self.item
-        self.new_attempt()  # a rerun report with no attempt after it (defensive)
+        if self._rerun is not None:  # a rerun report with no attempt after it (defensive)
+            self.new_attempt()
         recorded = self.recorded
         nodeid = nodeid or item.nodeid
         end_time = clock.now()
         duration_ms = int(round((clock.monotonic() - self._started) * 1000))
         status, message, traces = self._fold()
-        found = _marks_by_name(item)
+        qase_marks, parametrize = scan_marks(item)
         # without any qase_* marker and with nothing recorded at runtime, the marker and
         # metadata readers below would find nothing: skip their many walks over the marks
-        plain = not any(name.startswith(QASE_MARK_PREFIX) for name in found) and (
-            recorded is None or recorded.is_empty())
+        plain = not qase_marks and (recorded is None or recorded.is_empty())
         case_ids = [] if plain else marks.case_ids(item)
-        params, groups = self._params(found.get("parametrize", []), plain)
+        params, groups = self._params(parametrize, plain)
         title, suites, base = _nodeid_names(nodeid)
-        steps = self.steps + (recorded.steps if recorded else []) + self.subtests
+        steps = self.steps + recorded.steps + self.subtests if recorded else (
+            self.steps + self.subtests)
         files = list(recorded.attachments) if recorded else []
         if self.attempt_steps:  # one result for every attempt: the last one is a step too
             last = Step(title=f"attempt {self.attempts + 1}: {status}", status=status,
@@ -448,7 +543,7 @@ class Outcome:
             nodeid=nodeid,
             case_ids=case_ids,
             message=message or None,
-            stacktrace=cut_middle("\n\n".join(traces), MAX_TRACE_CHARS) or None,
+            stacktrace=cut_middle("\n\n".join(traces), MAX_TRACE_CHARS) or None if traces else None,
             thread=thread,
             suites=suites,
             params=params,
@@ -470,7 +565,7 @@ class Outcome:
         if recorded is not None:
             result.warnings.extend(recorded.warnings)
         if self.capture_logs and status in (FAILED, BLOCKED, INVALID):
-            result.attachments.extend(self._captured_output(recorded))
+            result.attachments.extend(self._captured_output())
         return result
 
     def _params(self, parametrize: Optional[list[Any]] = None, plain: bool = False,
@@ -490,7 +585,7 @@ class Outcome:
             groups = [kept for kept in ([n for n in g if n in params] for g in groups) if kept]
         return params, groups
 
-    def _captured_output(self, recorded: Optional[ItemContext]) -> list[Any]:
+    def _captured_output(self) -> list[Any]:
         """stdout, stderr and log records of a failed test, as text attachments."""
         files = []
         last = list(self.phases.values())[-1:]  # pytest gives each report all sections so far
@@ -502,7 +597,7 @@ class Outcome:
             if parts:
                 files.append(attachment_files.capture(
                     content="\n".join(parts), filename=f"{name}.txt", mime="text/plain",
-                    store=recorded.store if recorded else None))
+                    store=self.store))
         return files
 
     def _fold(self) -> tuple[str, str, list[str]]:
@@ -510,6 +605,11 @@ class Outcome:
         setup = self.phases.get("setup")
         call = self.phases.get("call")
         teardown = self.phases.get("teardown")
+        if (call is not None and call.outcome == PASSED and setup is not None
+                and setup.outcome == PASSED and not self.subtests
+                and (teardown is None or teardown.outcome == PASSED)
+                and not hasattr(call, "wasxfail")):
+            return PASSED, "", []  # most tests: every phase passed
         traces: list[str] = []
         if setup is not None and setup.failed:
             status, message = BLOCKED, "setup failed: " + _crash_message(setup)

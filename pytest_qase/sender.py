@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from . import clock
-from .batching import Entry, Packer, batch_size, envelope, trim
+from .batching import ENVELOPE, Entry, Packer, batch_size, envelope, trim
 from .errors import ApiError
 from .spool import Spool
 
@@ -52,10 +52,15 @@ class ResultSender:
 
     # -- taking results -----------------------------------------------------------------
 
-    def add(self, payload: dict[str, Any]) -> list[list[Entry]]:
-        """Serialize, spool and pack one result; return the batches it completed."""
-        body = trim(payload, self.packer.max_bytes)
-        entry = Entry(str(payload["id"]), body)
+    def add(self, result_id: str, body: bytes, payload: Callable[[], dict[str, Any]],
+            ) -> list[list[Entry]]:
+        """Spool and pack one serialized result; return the batches it completed.
+
+        ``payload`` gives the result's body as a dict: one over the byte cap is trimmed.
+        """
+        if len(body) + ENVELOPE > self.packer.max_bytes:
+            body = trim(payload(), self.packer.max_bytes)
+        entry = Entry(result_id, body)
         if self.spool is not None:
             entry.offset, entry.source = self.spool.add(body), self.spool
             with self._held_lock:

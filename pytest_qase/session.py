@@ -23,7 +23,7 @@ from .errors import ApiError
 from .links import run_link
 from .local_report import LocalReport
 from .ratelimit import RateGuard, state_directory
-from .results import SKIPPED, Outcome, Result, has_qase_marks
+from .results import SKIPPED, Outcome, Result, scan_marks
 from .runs import run_title
 from .sender import ResultSender
 from .settings import Settings, default_report_dir
@@ -267,7 +267,7 @@ class QaseSession:
         report = yield
         if report.passed:
             for item in report.result:
-                if isinstance(item, pytest.Item) and has_qase_marks(item):  # one walk, not seven
+                if isinstance(item, pytest.Item) and scan_marks(item)[0]:  # one walk, not seven
                     try:
                         marks.check_item(item)
                     except pytest.Collector.CollectError as error:
@@ -296,12 +296,12 @@ class QaseSession:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: Any) -> Any:
-        outcome = Outcome(item, context.ItemContext(store=self.attachment_store),
+        outcome = Outcome(item, self.attachment_store,
                           capture_logs=self.settings.capture_logs,
                           exclude_params=self.settings.exclude_params,
                           ) if self.uploader is not None else None
         self.current = outcome
-        context.activate(outcome.recorded if outcome is not None else None)
+        context.activate(outcome.context if outcome is not None else None)
         interrupted: Optional[BaseException] = None
         try:
             return (yield)

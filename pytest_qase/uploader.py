@@ -263,7 +263,7 @@ class Uploader:
         if self.sender is None:
             self._release(files, [])
             return False
-        if self.attachments is not None and self.sender.stopped is None and any(
+        if files and self.attachments is not None and self.sender.stopped is None and any(
                 a.hash is None for _, a in files):
             # files first, so the result carries their hashes; several results share requests
             self._with_files.append(result)
@@ -310,7 +310,7 @@ class Uploader:
         """Spool and pack a result; one whose files must wait is kept for a later upload."""
         assert self.sender is not None
         files = _files(result) if files is None else files
-        missing = [(where, a) for where, a in files if a.id in later]
+        missing = [(where, a) for where, a in files if a.id in later] if files else None
         if missing:
             records = [pending_record(where, a, self.store) for where, a in missing]
             self.sender.hold(result.to_api(), [r for r in records if r],
@@ -319,11 +319,12 @@ class Uploader:
                              "it is kept for a later upload")
             self._release(files, [a for _, a in missing])
             return
-        payload = result.to_api()
-        self._release(files, [])
+        body = result.api_json()
+        if files:
+            self._release(files, [])
         if self._oldest is None:
             self._oldest = clock.monotonic()
-        for batch in self.sender.add(payload):
+        for batch in self.sender.add(str(result.id), body, result.to_api):
             self._hand_over(batch)
         if not self.sender.packer.has_pending:
             self._oldest = None

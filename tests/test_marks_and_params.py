@@ -197,6 +197,51 @@ def test_params_are_real_values_and_grouped_by_parametrize(pytester, qase_server
     assert qase_server.validation_errors == []
 
 
+def test_param_groups_are_each_functions_own(pytester, qase_server, monkeypatch):
+    # the groups are worked out once per parametrized function: functions with the same
+    # parameter names, in one module or two, and a mark added to one case keep their own
+    pytester.makepyfile(test_together="""
+        import pytest
+
+        @pytest.mark.parametrize("a, b", [(1, 2), (3, 4)])
+        def test_pair(a, b):
+            pass
+
+        @pytest.mark.parametrize("b", [2])
+        @pytest.mark.parametrize("a", [1])
+        def test_apart(a, b):
+            pass
+
+        @pytest.mark.parametrize("a, b", [(1, 2), pytest.param(3, 4, marks=pytest.mark.qase_id(9))])
+        def test_marked(a, b):
+            pass
+    """, test_other="""
+        import pytest
+
+        def pytest_generate_tests(metafunc):
+            if "b" in metafunc.fixturenames:
+                metafunc.parametrize("a", [1])
+                metafunc.parametrize("b", [2])
+
+        def test_pair(a, b):
+            pass
+    """)
+    point_at(monkeypatch, qase_server)
+    assert run(pytester, qase_server).ret == 0
+    groups = {(r["signature"].split("::")[0], r["title"], r["params"]["a"]): r["param_groups"]
+              for r in qase_server.results()}
+    assert groups == {
+        ("test_together.py", "test_pair", "1"): [["a", "b"]],
+        ("test_together.py", "test_pair", "3"): [["a", "b"]],
+        ("test_together.py", "test_apart", "1"): [["a"], ["b"]],
+        ("test_together.py", "test_marked", "1"): [["a", "b"]],
+        ("test_together.py", "test_marked", "3"): [["a", "b"]],
+        ("test_other.py", "test_pair", "1"): [["a"], ["b"]],
+    }
+    [marked] = [r for r in qase_server.results() if r.get("testops_ids")]
+    assert marked["testops_ids"] == [9] and marked["params"] == {"a": "3", "b": "4"}
+
+
 def test_times_come_from_the_real_clock_under_freezegun(pytester, qase_server, monkeypatch):
     pytest.importorskip("freezegun")
     pytester.makepyfile("""
