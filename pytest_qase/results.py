@@ -1,8 +1,9 @@
 """One test item's outcome: setup, call and teardown folded into one Qase result.
 
-The test thread only gathers what it must while the item is alive (reports, marks, params,
-times); turning a ``Result`` into the API payload or a report file happens later, on the
-uploader thread, through ``to_api`` and ``to_report``.
+The test thread gathers what it must while the item is alive (reports, marks, params,
+times) and folds it into a ``Result``. ``api_json`` (the API body) runs once a test too, so
+the common result's body is put together from its parts; ``to_api`` and ``to_report`` serve
+the rest, and the local report on the spooler thread.
 """
 
 from __future__ import annotations
@@ -543,7 +544,8 @@ class Outcome:
             nodeid=nodeid,
             case_ids=case_ids,
             message=message or None,
-            stacktrace=cut_middle("\n\n".join(traces), MAX_TRACE_CHARS) or None if traces else None,
+            stacktrace=(cut_middle("\n\n".join(traces), MAX_TRACE_CHARS) or None) if traces
+            else None,
             thread=thread,
             suites=suites,
             params=params,
