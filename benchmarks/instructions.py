@@ -7,7 +7,8 @@ ratios, and still shows ranges of +-0.2x). The number of instructions a session 
 barely depends on how busy the machine is. This script counts them with valgrind's
 cachegrind for sessions of two sizes and takes the difference, so that start-up,
 collection set-up and the end of the session cancel out: what is left is the cost of one
-more test, with and without the plugin.
+more test: without the plugin, with it installed but off (the last version given), and
+uploading (each version given).
 
 Usage::
 
@@ -31,8 +32,8 @@ given by a git ref is unpacked from ``git archive`` and put first on ``PYTHONPAT
 that compiling its bytecode is not counted. ``PYTHONHASHSEED`` is fixed.
 
 What is still not exact: the background threads' share depends on timing (when the
-sender wakes, how often the GIL changes hands), which moves the plugin's count by some
-+-10% from one session to the next; ``--repeat`` takes the median. Instructions are not
+sender wakes, how often the GIL changes hands), which moves the plugin's count by a few
+percent from one session to the next; ``--repeat`` takes the median. Instructions are not
 time either: cache misses and the handing over of the GIL cost time without many
 instructions, so a session's wall-time ratio is larger than its instruction ratio.
 
@@ -60,7 +61,7 @@ REPO = HERE.parent
 SERVER_SCRIPT = REPO / "tests" / "qase_server.py"
 LATENCY = "0.02"
 INSTRUCTIONS = re.compile(r"I\s+refs:\s+([\d,]+)")
-NO_PLUGIN = "none"
+NO_PLUGIN, OFF, UPLOAD = "none", "off", "upload"  # what a session does
 
 
 def unpack(ref: str, work: Path) -> Optional[Path]:
@@ -86,8 +87,9 @@ def write_suite(folder: Path, tests: int) -> Path:
     return path
 
 
-def session(ref: str, source: Optional[Path], suite: Path, valgrind: bool) -> int:
-    """One session; the instructions it executed (0 outside valgrind)."""
+def session(mode: str, source: Optional[Path], suite: Path, valgrind: bool) -> int:
+    """One session without the plugin, with it installed but off, or uploading; the
+    instructions it executed (0 outside valgrind)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("QASE_", "PYTEST_")) and k not in (
                "PYTHONDONTWRITEBYTECODE", "PYTHONPATH")}
@@ -97,9 +99,9 @@ def session(ref: str, source: Optional[Path], suite: Path, valgrind: bool) -> in
     args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
             "-p", "no:rerunfailures", "-p", "no:xdist", suite.name]
     server = None
-    if ref == NO_PLUGIN:
+    if mode == NO_PLUGIN:
         args += ["-p", "no:qase"]
-    else:
+    elif mode == UPLOAD:
         server = subprocess.Popen([sys.executable, str(SERVER_SCRIPT), "--port", "0",
                                    "--latency", LATENCY, "--no-validate"],
                                   stdout=subprocess.PIPE, text=True)
@@ -116,9 +118,10 @@ def session(ref: str, source: Optional[Path], suite: Path, valgrind: bool) -> in
         if server is not None:
             server.terminate()
             server.wait()
-    if done.returncode != 0 or (ref != NO_PLUGIN and "(completed)" not in done.stdout):
-        raise SystemExit(f"{ref}: the session failed (exit {done.returncode}):\n"
-                         f"{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    if done.returncode != 0 or (mode == UPLOAD and "(completed)" not in done.stdout):
+        raise SystemExit(f"{mode} ({source or 'worktree'}): the session failed "
+                         f"(exit {done.returncode}):\n{done.stdout[-2000:]}\n"
+                         f"{done.stderr[-2000:]}")
     if not valgrind:
         return 0
     found = INSTRUCTIONS.search(done.stderr)
@@ -219,11 +222,10 @@ def count_part(source: Optional[Path], part: str, rounds: int, valgrind: bool = 
     return int(found.group(1).replace(",", "")) if valgrind else 0
 
 
-def print_parts(refs: list[str], sources: dict[str, Optional[Path]], jobs: int) -> None:
+def print_parts(plugin_refs: list[str], sources: dict[str, Optional[Path]], jobs: int) -> None:
     """Each step's count at ``PART_ROUNDS`` and twice as many rounds: the difference is
     ``PART_ROUNDS`` rounds of the step alone, whatever the process does once (start-up,
     the session, a first import) cancelling out."""
-    plugin_refs = [ref for ref in refs if ref != NO_PLUGIN]
     for ref in plugin_refs:  # compile the harness's imports outside the count
         count_part(sources[ref], "finish", 0, valgrind=False)
     with ThreadPoolExecutor(jobs) as pool:
@@ -261,29 +263,33 @@ def main() -> None:
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed: apt-get install valgrind")
     small, large = sorted(int(n) for n in args.tests.split(","))
-    refs = [NO_PLUGIN] + [r.strip() for r in args.refs.split(",") if r.strip()]
+    refs = [r.strip() for r in args.refs.split(",") if r.strip()]
     work = HERE / "_work" / "instructions"
     work.mkdir(parents=True, exist_ok=True)
-    sources = {ref: None if ref == NO_PLUGIN else unpack(ref, work) for ref in refs}
+    sources = {ref: unpack(ref, work) for ref in refs}
+    # (what the session does, the plugin's version): the last version also installed but off
+    kinds = [(NO_PLUGIN, refs[-1]), (OFF, refs[-1])] + [(UPLOAD, ref) for ref in refs]
     with tempfile.TemporaryDirectory() as folder:
         suites = {n: write_suite(Path(folder), n) for n in (small, large)}
-        for ref in refs:  # compile every version's bytecode outside the count
-            session(ref, sources[ref], suites[small], valgrind=False)
+        for mode, ref in kinds:  # compile every version's bytecode outside the count
+            session(mode, sources[ref], suites[small], valgrind=False)
         with ThreadPoolExecutor(args.jobs) as pool:
-            counts = {(ref, n, i): pool.submit(session, ref, sources[ref], suites[n], True)
-                      for ref in refs for n in (small, large) for i in range(args.repeat)}
-            per_test = {ref: statistics.median(
-                (counts[ref, large, i].result() - counts[ref, small, i].result())
-                / (large - small) for i in range(args.repeat)) for ref in refs}
-    base = per_test[NO_PLUGIN]
+            counts = {(kind, n, i): pool.submit(session, kind[0], sources[kind[1]], suites[n],
+                                                True)
+                      for kind in kinds for n in (small, large) for i in range(args.repeat)}
+            per_test = {kind: statistics.median(
+                (counts[kind, large, i].result() - counts[kind, small, i].result())
+                / (large - small) for i in range(args.repeat)) for kind in kinds}
+    base = per_test[kinds[0]]
     print(f"instructions per trivial test (valgrind cachegrind: sessions of {large} minus "
           f"{small} tests, median of {args.repeat}; uploading at {LATENCY} s a request)")
     print(f"  {'configuration':34} {'instr/test':>12} {'+instr/test':>12} {'x none':>7}")
-    for ref in refs:
-        label = "no plugin (-p no:qase)" if ref == NO_PLUGIN else f"upload, {ref}"
-        extra = per_test[ref] - base
-        print(f"  {label:34} {per_test[ref]:12,.0f} "
-              f"{'-' if ref == NO_PLUGIN else f'{extra:,.0f}':>12} {per_test[ref] / base:7.3f}")
+    labels = {NO_PLUGIN: "no plugin (-p no:qase)", OFF: "installed but off, {}",
+              UPLOAD: "upload, {}"}
+    for kind in kinds:
+        extra = "-" if kind[0] == NO_PLUGIN else f"{per_test[kind] - base:,.0f}"
+        print(f"  {labels[kind[0]].format(kind[1]):34} {per_test[kind]:12,.0f} {extra:>12} "
+              f"{per_test[kind] / base:7.3f}")
     if not args.no_parts:
         print_parts(refs, sources, args.jobs)
 
