@@ -44,7 +44,6 @@ repository (``pip install -e '.[test]'``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -58,8 +57,10 @@ from typing import Optional
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-SERVER_SCRIPT = REPO / "tests" / "qase_server.py"
-LATENCY = "0.02"
+sys.path.insert(0, str(HERE))
+
+from performance import LATENCY, Server  # noqa: E402  (the same fake server, 20 ms a request)
+
 INSTRUCTIONS = re.compile(r"I\s+refs:\s+([\d,]+)")
 NO_PLUGIN, OFF, UPLOAD = "none", "off", "upload"  # what a session does
 
@@ -102,13 +103,9 @@ def session(mode: str, source: Optional[Path], suite: Path, valgrind: bool) -> i
     if mode == NO_PLUGIN:
         args += ["-p", "no:qase"]
     elif mode == UPLOAD:
-        server = subprocess.Popen([sys.executable, str(SERVER_SCRIPT), "--port", "0",
-                                   "--latency", LATENCY, "--no-validate"],
-                                  stdout=subprocess.PIPE, text=True)
-        assert server.stdout is not None
-        info = json.loads(server.stdout.readline())
-        env.update(QASE_API_TOKEN=info["token"], QASE_URL=info["url"], QASE_PROJECT="DEMO")
-        args += ["--qase", f"--qase-ca-bundle={info['ca_path']}"]
+        server = Server(suite.parent).start()
+        env.update(server.env())
+        args += ["--qase", f"--qase-ca-bundle={server.ca_path}"]
     if valgrind:
         args = ["valgrind", "--tool=cachegrind", "--cache-sim=no",
                 "--cachegrind-out-file=/dev/null", *args]
@@ -116,8 +113,7 @@ def session(mode: str, source: Optional[Path], suite: Path, valgrind: bool) -> i
         done = subprocess.run(args, env=env, cwd=suite.parent, capture_output=True, text=True)
     finally:
         if server is not None:
-            server.terminate()
-            server.wait()
+            server.stop()
     if done.returncode != 0 or (mode == UPLOAD and "(completed)" not in done.stdout):
         raise SystemExit(f"{mode} ({source or 'worktree'}): the session failed "
                          f"(exit {done.returncode}):\n{done.stdout[-2000:]}\n"
