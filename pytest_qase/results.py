@@ -162,15 +162,32 @@ class Result:
     def api_json(self) -> bytes:
         """``to_json_bytes(self.to_api())``: the same bytes, put together from their parts
         for the common result (no steps, fields, files, case ids or flags), about four
-        times faster. It runs on the test thread, once a test."""
-        if (self.steps or self.fields or self.attachments or self.case_ids or self.defect
-                or self.muted):
+        times faster. It runs on the test thread, once a test.
+
+        Anything else, and any value of another type than the plugin's own (a
+        ``pytest_qase_result`` hook may set one), takes ``to_api`` and the encoder, so that
+        such a result is sent, or refused, exactly as ``to_api`` has it.
+        """
+        if not self._is_plain():
             return to_json_bytes(self.to_api())
         try:
             text = _plain_api_text(self)
-        except (TypeError, ValueError):  # a hook set a value of another type: the encoder's way
+        except Exception:  # a value the parts cannot write as the encoder would: its way
             return to_json_bytes(self.to_api())
         return text.encode("utf-8", "replace")
+
+    def _is_plain(self) -> bool:
+        """Whether ``_plain_api_text`` can write this result: the common shape, in the
+        plugin's own types (exact ``list``/``dict``/``str``, as ``Outcome.finish`` makes
+        them)."""
+        return (type(self.steps) is list and not self.steps
+                and type(self.fields) is dict and not self.fields
+                and type(self.attachments) is list and not self.attachments
+                and type(self.case_ids) is list and not self.case_ids
+                and self.defect is False and self.muted is False
+                and type(self.params) is dict and type(self.param_groups) is list
+                and type(self.suites) is list
+                and all(type(title) is str for title in self.suites))
 
     def to_report(self) -> dict[str, Any]:
         """The content of ``results/<id>.json`` in the Qase Report format."""
@@ -207,7 +224,8 @@ _TEXT = json.encoder.encode_basestring  # a JSON string, as the encoder below wr
 
 def _plain_api_text(result: Result) -> str:
     """The JSON of a result with no steps, fields, files, case ids or flags (see
-    ``api_json``); a value the encoder would write differently raises TypeError."""
+    ``api_json`` and ``Result._is_plain``); a value the encoder would write differently
+    raises."""
     start, end = _time_text(result.start_time), _time_text(result.end_time)
     if type(result.duration_ms) is not int:
         raise TypeError("duration")
@@ -310,8 +328,10 @@ def _item_params(item: pytest.Item, parametrize: Optional[list[Any]] = None,
 
 # the groups of a parametrized function's cases, made once: (its names, its parametrize
 # marks, by identity) -> (those marks, kept alive so that no other mark takes their id; the
-# groups); one entry per parametrized function
+# groups); one entry per parametrized function, emptied when full (sessions run one after
+# another in one process, such as pytester's, would otherwise keep every session's marks)
 _GROUPS: dict[tuple[Any, ...], tuple[list[Any], tuple[tuple[str, ...], ...]]] = {}
+MAX_GROUPS = 4096
 
 
 def _param_groups(names: tuple[str, ...], parametrize: list[Any],
@@ -333,6 +353,8 @@ def _param_groups(names: tuple[str, ...], parametrize: list[Any],
             groups.append(group)
             grouped.update(group)
     groups.extend((name,) for name in names if name not in grouped)
+    if len(_GROUPS) >= MAX_GROUPS:
+        _GROUPS.clear()
     _GROUPS[key] = (list(parametrize), tuple(groups))
     return tuple(groups)
 

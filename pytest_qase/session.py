@@ -263,16 +263,19 @@ class QaseSession:
     @pytest.hookimpl(wrapper=True)
     def pytest_make_collect_report(self, collector: pytest.Collector) -> Any:
         """A bad mark on a test fails the collection of what holds it (module, class,
-        unittest ``TestCase``), naming the test: one check for every kind of collector."""
+        unittest ``TestCase``), naming every such test: one check for every kind of
+        collector."""
         report = yield
         if report.passed:
+            problems = []
             for item in report.result:
                 if isinstance(item, pytest.Item) and scan_marks(item)[0]:  # one walk, not seven
                     try:
                         marks.check_item(item)
                     except pytest.Collector.CollectError as error:
-                        report.outcome, report.longrepr, report.result = "failed", str(error), []
-                        break
+                        problems.append(str(error))
+            if problems:
+                report.outcome, report.longrepr, report.result = "failed", "\n".join(problems), []
         return report
 
     def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config,

@@ -243,6 +243,45 @@ def test_one_result_that_cannot_be_sent_costs_only_itself(pytester, qase_server,
     assert_clean(qase_server)
 
 
+@pytest.mark.parametrize("change, delivered", [
+    ("result.param_groups = None", False),
+    ("result.steps = None", False),
+    ("result.fields = None", False),
+    ("result.params = sorted(result.params.items())", True),  # to_api takes pairs
+], ids=["param_groups None", "steps None", "fields None", "params as pairs"])
+def test_a_hooks_odd_value_has_one_fate_whatever_the_results_size(
+        pytester, qase_server, monkeypatch, change, delivered):
+    """The test thread writes the common result's body from its parts (``api_json``); a
+    value of another type than the plugin's own goes ``to_api``'s way instead, so a small
+    result and one large enough to be trimmed are both delivered, or both named and kept
+    out: never one and not the other."""
+    pytester.makeconftest(f"""
+        def pytest_qase_result(item, result):
+            {change}
+    """)
+    pytester.makepyfile(test_some="""
+        import pytest
+
+        @pytest.mark.parametrize("n", [1, 2])
+        def test_p(n):
+            if n == 2:
+                raise ValueError("x" * 40000)
+    """)
+    point_at(monkeypatch, qase_server, QASE_MAX_REQUEST_BYTES="16384")
+    result = run(pytester, qase_server)
+    assert result.ret == 1  # test_p[2] failed; the plugin changes nothing
+    lines = qase_lines(result)
+    stored = qase_server.results()
+    if delivered:
+        assert sorted(r["params"]["n"] for r in stored) == ["1", "2"], lines
+        assert_clean(qase_server)
+    else:
+        assert stored == [], lines
+        assert any(line.startswith("qase: 2 of 2 results were not delivered: could not "
+                                   "process the result of test_some.py::test_p[")
+                   for line in lines), lines
+
+
 @pytest.mark.parametrize("value", [
     "plain", "é ü 中 \ud800 lone surrogate", {"b": [1, 2.5, None, True], "a": float("nan")},
     {"when": __import__("datetime").date(2026, 12, 4)}, [], 0.1 + 0.2,

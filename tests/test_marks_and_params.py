@@ -78,6 +78,28 @@ def test_bad_case_id_is_a_collection_error_naming_the_test(pytester, bad):
     ])
 
 
+def test_every_bad_mark_of_a_module_is_named_at_once(pytester):
+    # one run of the suite tells the user every test to mend, not one per run
+    pytester.makepyfile(test_bad="""
+        import pytest
+        @pytest.mark.qase_id(0)
+        def test_zero():
+            pass
+        @pytest.mark.qase_id("abc")
+        def test_text():
+            pass
+        def test_fine():
+            pass
+    """)
+    result = run(pytester, None)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines([
+        "*test_bad.py::test_zero: bad @pytest.mark.qase_id value 0*",
+        "*test_bad.py::test_text: bad @pytest.mark.qase_id value 'abc'*",
+        "*1 error*",
+    ])
+
+
 def test_bad_case_id_on_a_unittest_class_is_a_collection_error_too(pytester):
     pytester.makepyfile(test_unit="""
         import unittest
@@ -240,6 +262,19 @@ def test_param_groups_are_each_functions_own(pytester, qase_server, monkeypatch)
     }
     [marked] = [r for r in qase_server.results() if r.get("testops_ids")]
     assert marked["testops_ids"] == [9] and marked["params"] == {"a": "3", "b": "4"}
+
+
+def test_param_groups_memo_stays_bounded(monkeypatch):
+    # sessions run one after another in one process (pytester's, an IDE's) keep adding
+    # parametrized functions: the memo is emptied when full, and still answers right
+    from pytest_qase import results
+
+    monkeypatch.setattr(results, "MAX_GROUPS", 3)
+    monkeypatch.setattr(results, "_GROUPS", {})
+    for n in range(10):
+        mark = pytest.mark.parametrize("a, b", [(n, n)]).mark
+        assert results._param_groups(("a", "b", "c"), [mark]) == (("a", "b"), ("c",))
+        assert len(results._GROUPS) <= 3
 
 
 def test_times_come_from_the_real_clock_under_freezegun(pytester, qase_server, monkeypatch):

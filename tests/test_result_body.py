@@ -56,6 +56,10 @@ CASES = {
     "None param value": {"params": {"p": None}},
     "tuple groups": {"param_groups": [("i",)]},
     "suite is not text": {"suites": ["tests", 3]},
+    "suite is a bool": {"suites": [True]},  # equal to 1 as a cache key: written as true
+    "suite is an int": {"suites": [1]},
+    "params as pairs": {"params": [("p", "1")]},  # to_api's dict() takes them
+    "str subclass": {"title": type("Text", (str,), {"__str__": lambda self: "other"})("x")},
     "message not text": {"message": ValueError("boom")},
 }
 
@@ -64,6 +68,15 @@ CASES = {
 def test_fast_body_is_the_encoders_own(changes):
     result = _result(**changes)
     assert result.api_json() == to_json_bytes(result.to_api())
+
+
+@pytest.mark.parametrize("name", ["param_groups", "steps", "fields", "attachments"])
+def test_a_none_where_a_list_belongs_fails_as_to_api_fails(name):
+    result = _result(**{name: None})
+    with pytest.raises(TypeError):
+        result.to_api()
+    with pytest.raises(TypeError):  # not a body of its own, which a large result would not get
+        result.api_json()
 
 
 def test_fast_body_is_valid_json_with_the_api_fields():
