@@ -186,8 +186,7 @@ class Result:
                 and type(self.case_ids) is list and not self.case_ids
                 and self.defect is False and self.muted is False
                 and type(self.params) is dict and type(self.param_groups) is list
-                and type(self.suites) is list
-                and all(type(title) is str for title in self.suites))
+                and type(self.suites) is list and _all_text(self.suites))
 
     def to_report(self) -> dict[str, Any]:
         """The content of ``results/<id>.json`` in the Qase Report format."""
@@ -248,6 +247,16 @@ def _time_text(seconds: float) -> str:
     if text[-1] in "nf":  # nan, inf: the encoder writes NaN, Infinity
         raise ValueError(text)
     return text
+
+
+def _all_text(values: list[Any]) -> bool:
+    """Whether every value is text (``True`` and ``1`` are one key to the suites' cache
+    below, but not one JSON value); a join is the cheapest way to ask."""
+    try:
+        "".join(values)
+    except TypeError:
+        return False
+    return True
 
 
 def _text_or_null(value: Optional[str]) -> str:
