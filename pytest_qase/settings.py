@@ -477,19 +477,27 @@ class Sources:
     """Where raw values come from: a pytest config (CLI + ini) or a plain mapping of flags."""
 
     def __init__(self, cli: Callable[[str], Any], ini: Callable[[str], Any],
-                 ini_label: str, ini_dir: Path) -> None:
+                 ini_label: str, ini_dir: Path, overridden: frozenset[str] = frozenset(),
+                 ) -> None:
         self.cli = cli
         self.ini = ini
         self.ini_label = ini_label
         self.ini_dir = ini_dir
+        self.overridden = overridden  # ini names given with -o NAME=VALUE
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Sources:
         inipath = getattr(config, "inipath", None)
+        overrides = config.getoption("override_ini", default=None) or []
         return cls(lambda dest: config.getoption(dest, default=None),
                    functools.partial(_ini_value, config),
                    inipath.name if inipath else "the ini file",
-                   inipath.parent if inipath else config.rootpath)
+                   inipath.parent if inipath else config.rootpath,
+                   frozenset(entry.split("=", 1)[0].strip() for entry in overrides))
+
+    def ini_origin(self, name: str) -> str:
+        """Where an ini value came from, as an error line names it."""
+        return f"-o {name}" if name in self.overridden else f"{name} in {self.ini_label}"
 
     @classmethod
     def from_flags(cls, flags: dict[str, Any]) -> Sources:
@@ -517,9 +525,12 @@ class Sources:
             if isinstance(value, bool):
                 value = "true" if value else "false"
             if value not in ("", None, []):
-                value = _absolute(str(value), self.ini_dir) if is_path else str(value)
-                yield value, f"{option.ini} in {self.ini_label}", (
-                    option.ini_parse or option.parse)
+                if option.ini in self.overridden:  # -o NAME=VALUE: typed on the command line
+                    value = _absolute(str(value), Path.cwd()) if is_path else str(value)
+                    yield value, self.ini_origin(option.ini), option.parse
+                else:
+                    value = _absolute(str(value), self.ini_dir) if is_path else str(value)
+                    yield value, self.ini_origin(option.ini), option.ini_parse or option.parse
 
 
 def _absolute(value: str, base: Path) -> str:
@@ -555,10 +566,11 @@ def resolve_from(sources: Sources, environ: Optional[dict[str, str]] = None) -> 
                 setattr(settings, option.name, value)
                 settings.origins[option.name] = origin
             break
-    if "token" in settings.origins and sources.ini("qase_token"):
+    if "token" in settings.origins and sources.ini("qase_token") and (
+            "qase_token" not in sources.overridden):
         # refused even when the environment also has a token: it must leave the repository
         settings.errors.append(
-            f"token from qase_token in {sources.ini_label}: {INI_TOKEN_FIX}; it is ignored "
+            f"token from {sources.ini_origin('qase_token')}: {INI_TOKEN_FIX}; it is ignored "
             f"and the token from {settings.origins['token']} is used")
     if settings.origins.get("enabled") == "$QASE_MODE" and \
             environ["QASE_MODE"].strip().lower() == "report":

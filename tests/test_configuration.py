@@ -145,6 +145,26 @@ def test_http_url_is_refused_and_the_local_report_keeps_the_results(pytester, mo
     assert "secret-value-1" not in result.stdout.str() + result.stderr.str()
 
 
+def test_a_value_given_with_dash_o_is_a_command_line_value(pytester):
+    # -o NAME=VALUE sets an ini value from the command line: an error line names it as
+    # such, a relative path is from the current folder, and a token is taken as
+    # --qase-token would be (only a token written in an ini file is refused)
+    (pytester.path / "conf").mkdir()
+    (pytester.path / "conf" / "tox.ini").write_text("[pytest]\nqase_batch_size = 100\n")
+    pytester.makepyfile("def test_one():\n    pass\n")
+    result = run(pytester, None, "-c", "conf/tox.ini", f"--rootdir={pytester.path}",
+                 "-o", "qase_token=typed-secret", "-o", "qase_timeout=soon",
+                 "-o", "qase_report_dir=out/report")
+    assert result.ret == 0
+    assert _errors(result) == [
+        "qase: error: project is not set: pass --qase-project CODE, set qase_project in the "
+        "ini file or QASE_PROJECT in the environment; the local report is written instead",
+        "qase: error: timeout from -o qase_timeout: must be a number of seconds from 1 to 600 "
+        "(using the default 30)"]
+    assert "typed-secret" not in result.stdout.str() + result.stderr.str()
+    assert (pytester.path / "out" / "report" / "run.json").exists()  # not conf/out/report
+
+
 def test_token_in_an_ini_file_is_refused(pytester, monkeypatch):
     pytester.makeini("[pytest]\nqase_token = committed-secret\nqase_project = DEMO\n")
     pytester.makepyfile("def test_one():\n    pass\n")
