@@ -147,8 +147,8 @@ def test_http_url_is_refused_and_the_local_report_keeps_the_results(pytester, mo
 
 def test_a_value_given_with_dash_o_is_a_command_line_value(pytester):
     # -o NAME=VALUE sets an ini value from the command line: an error line names it as
-    # such, a relative path is from the current folder, and a token is taken as
-    # --qase-token would be (only a token written in an ini file is refused)
+    # such, a relative path is from the current folder, and a token is accepted as
+    # --qase-token is (only a token written in an ini file is refused)
     (pytester.path / "conf").mkdir()
     (pytester.path / "conf" / "tox.ini").write_text("[pytest]\nqase_batch_size = 100\n")
     pytester.makepyfile("def test_one():\n    pass\n")
