@@ -80,13 +80,16 @@ def session(plugin: bool, switch_off: str, suite: Path, server: Server,
     return wall
 
 
-def sender_cpu_ms(sends_file: Path) -> Optional[float]:
-    """CPU milliseconds of the sender thread per bulk request in the last session."""
+def sender_cpu_ms(sends_file: Path) -> Optional[dict[str, float]]:
+    """CPU milliseconds of the sender thread per bulk request in the last session, by part
+    (``send`` is the whole)."""
     try:
         sends = json.loads(sends_file.read_text("utf-8"))
     except (OSError, ValueError):
         return None
-    return sends["cpu_s"] * 1000 / sends["requests"] if sends["requests"] else None
+    if not sends["requests"]:
+        return None
+    return {part: cpu * 1000 / sends["requests"] for part, cpu in sends["cpu_s"].items()}
 
 
 def main() -> None:
@@ -96,7 +99,7 @@ def main() -> None:
     args = parser.parse_args()
     labels = list(CONFIGS)
     walls: dict[str, list[float]] = {label: [] for label in labels}
-    cpu_per_request: list[float] = []
+    cpu_per_request: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         suite = write_suite(work, args.tests)
@@ -135,8 +138,12 @@ def main() -> None:
         print(f"  {part:40} {statistics.median(diffs):8.1f} "
               f"{min(diffs):7.1f} to {max(diffs):5.1f}")
     if cpu_per_request:
-        print(f"\nsender thread CPU per bulk request (uploading): "
-              f"{statistics.median(cpu_per_request):.2f} ms (median of {len(cpu_per_request)})")
+        cpu = {part: statistics.median(c.get(part, 0.0) for c in cpu_per_request)
+               for part in ("send", "rate guard", "acknowledge")}
+        print(f"\nsender thread CPU per bulk request (uploading, median of "
+              f"{len(cpu_per_request)}): {cpu['send']:.2f} ms; of which the rate guard "
+              f"{cpu['rate guard']:.2f}, acknowledging {cpu['acknowledge']:.2f}, the request "
+              f"itself and the rest {cpu['send'] - cpu['rate guard'] - cpu['acknowledge']:.2f}")
 
 
 if __name__ == "__main__":

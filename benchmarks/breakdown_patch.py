@@ -9,7 +9,8 @@ Loaded with ``-p breakdown_patch`` (``benchmarks/`` on ``PYTHONPATH``), never by
   serialized, spooled, packed or sent).
 
 With ``QASE_BENCH_SENDS`` set to a path, it writes there, at exit, how many bulk
-requests the sender made and the CPU time its thread spent in them.
+requests the sender made and the CPU time its thread spent in them, in all and in two of
+their parts: the shared rate guard, and acknowledging the results (the spool's line).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import threading
 import time
 from typing import Any
 
@@ -24,7 +26,7 @@ from pytest_qase import sender, uploader
 
 SWITCH_OFF = os.environ.get("QASE_BENCH_SWITCH_OFF", "")
 SENDS_FILE = os.environ.get("QASE_BENCH_SENDS", "")
-_sends = {"requests": 0, "cpu_s": 0.0}
+_sends: dict[str, Any] = {"requests": 0}
 
 if SWITCH_OFF == "send":
     def _acknowledge_unsent(self: sender.ResultSender, batch: list[Any], deadline: Any, *,
@@ -38,18 +40,33 @@ elif SWITCH_OFF:
     raise ValueError(f"QASE_BENCH_SWITCH_OFF={SWITCH_OFF!r}: must be 'send' or 'submit'")
 
 if SENDS_FILE:
-    _send = sender.ResultSender.send
+    from pytest_qase import ratelimit
 
-    def _timed_send(self: sender.ResultSender, batch: list[Any], deadline: Any, *,
-                    last: bool = False) -> None:
-        started = time.thread_time()
-        try:
-            _send(self, batch, deadline, last=last)
-        finally:
-            _sends["requests"] += 1
-            _sends["cpu_s"] += time.thread_time() - started
+    SENDER_THREAD = "pytest-qase-send_batches"  # the uploader's name for it
 
-    sender.ResultSender.send = _timed_send  # type: ignore[method-assign]
+    def _timed(owner: type, name: str, part: str) -> None:
+        """Add the sender thread's CPU time in ``owner.name`` to ``part`` (the run's own
+        requests, made on other threads, are left out)."""
+        original = getattr(owner, name)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            if threading.current_thread().name != SENDER_THREAD:
+                return original(*args, **kwargs)
+            started = time.thread_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                _cpu[part] = _cpu.get(part, 0.0) + time.thread_time() - started
+                if part == "send":
+                    _sends["requests"] += 1
+
+        setattr(owner, name, timed)
+
+    _cpu: dict[str, float] = {}
+    _sends["cpu_s"] = _cpu  # type: ignore[assignment]
+    _timed(sender.ResultSender, "send", "send")
+    _timed(ratelimit.RateGuard, "acquire", "rate guard")
+    _timed(sender.ResultSender, "_acknowledge", "acknowledge")
 
     @atexit.register
     def _write_sends() -> None:
