@@ -40,8 +40,7 @@ from typing import Optional
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from instructions import write_suite  # noqa: E402  (the same trivial suite)
-from performance import Server  # noqa: E402  (the same fake server, started fresh)
+from performance import Server, trivial_suite  # noqa: E402  (the same server and suite)
 
 CONFIGS = {  # label: (plugin on, what breakdown_patch switches off)
     "no plugin (-p no:qase)": (False, ""),
@@ -63,7 +62,7 @@ def session(plugin: bool, switch_off: str, suite: Path, server: Server,
            if not k.startswith(("QASE_", "PYTEST_")) and k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(HERE)
     args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-            "-p", "no:rerunfailures", "-p", "no:xdist", suite.name]
+            "-p", "no:rerunfailures", "-p", "no:xdist", "test_trivial.py"]
     if plugin:
         server.fresh()
         env.update(server.env(), QASE_BENCH_SWITCH_OFF=switch_off,
@@ -72,7 +71,7 @@ def session(plugin: bool, switch_off: str, suite: Path, server: Server,
     else:
         args += ["-p", "no:qase"]
     started = time.perf_counter()
-    done = subprocess.run(args, env=env, cwd=suite.parent, capture_output=True, text=True)
+    done = subprocess.run(args, env=env, cwd=suite, capture_output=True, text=True)
     wall = time.perf_counter() - started
     if done.returncode != 0 or (plugin and "(completed)" not in done.stdout):
         raise SystemExit(f"the session failed (exit {done.returncode}):\n"
@@ -102,7 +101,7 @@ def main() -> None:
     cpu_per_request: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
-        suite = write_suite(work, args.tests)
+        suite = trivial_suite(work, args.tests)
         server, sends_file = Server(work), work / "sends.json"
         try:
             session(*CONFIGS[labels[-1]], suite, server, sends_file)  # warm-up, not counted

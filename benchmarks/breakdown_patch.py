@@ -22,11 +22,12 @@ import threading
 import time
 from typing import Any
 
-from pytest_qase import sender, uploader
+from pytest_qase import ratelimit, sender, uploader
 
 SWITCH_OFF = os.environ.get("QASE_BENCH_SWITCH_OFF", "")
 SENDS_FILE = os.environ.get("QASE_BENCH_SENDS", "")
-_sends: dict[str, Any] = {"requests": 0}
+_cpu: dict[str, float] = {}  # CPU seconds of the sender thread, by part
+_sends: dict[str, Any] = {"requests": 0, "cpu_s": _cpu}
 
 if SWITCH_OFF == "send":
     def _acknowledge_unsent(self: sender.ResultSender, batch: list[Any], deadline: Any, *,
@@ -40,8 +41,6 @@ elif SWITCH_OFF:
     raise ValueError(f"QASE_BENCH_SWITCH_OFF={SWITCH_OFF!r}: must be 'send' or 'submit'")
 
 if SENDS_FILE:
-    from pytest_qase import ratelimit
-
     SENDER_THREAD = "pytest-qase-send_batches"  # the uploader's name for it
 
     def _timed(owner: type, name: str, part: str) -> None:
@@ -62,8 +61,6 @@ if SENDS_FILE:
 
         setattr(owner, name, timed)
 
-    _cpu: dict[str, float] = {}
-    _sends["cpu_s"] = _cpu  # type: ignore[assignment]
     _timed(sender.ResultSender, "send", "send")
     _timed(ratelimit.RateGuard, "acquire", "rate guard")
     _timed(sender.ResultSender, "_acknowledge", "acknowledge")

@@ -27,9 +27,9 @@ Each configuration runs ``python -m pytest -q`` on N trivial tests (one parametr
 ``pass``), uploading to the fake server of ``tests/qase_server.py`` (20 ms added to every
 answer, a fresh server per session), under ``valgrind --tool=cachegrind --cache-sim=no``,
 which counts every instruction of the process, all of its threads included. A version
-given by a git ref is unpacked from ``git archive`` and put first on ``PYTHONPATH``;
-``worktree`` is the checkout itself. Every version runs once outside valgrind first, so
-that compiling its bytecode is not counted. ``PYTHONHASHSEED`` is fixed.
+given by a git ref is exported with ``git archive`` (``performance.snapshot``) and put
+first on ``PYTHONPATH``; ``worktree`` is the checkout itself. Every version runs once
+outside valgrind first, so that compiling its bytecode is not counted. ``PYTHONHASHSEED`` is fixed.
 
 What is still not exact: the background threads' share depends on timing (when the
 sender wakes, how often the GIL changes hands), which moves the plugin's count by a few
@@ -59,38 +59,22 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from performance import LATENCY, Server  # noqa: E402  (the same fake server, 20 ms a request)
+# the same fake server (20 ms a request), trivial suite and git snapshots as performance.py
+from performance import DEFAULT_WORK, LATENCY, Server, snapshot, trivial_suite  # noqa: E402
 
 INSTRUCTIONS = re.compile(r"I\s+refs:\s+([\d,]+)")
 NO_PLUGIN, OFF, UPLOAD = "none", "off", "upload"  # what a session does
 
 
-def unpack(ref: str, work: Path) -> Optional[Path]:
+def source_of(ref: str) -> Optional[Path]:
     """A folder holding ``pytest_qase`` at ``ref`` (None for the checkout itself)."""
-    if ref == "worktree":
-        return None
-    sha = subprocess.run(["git", "rev-parse", "--short=12", ref], cwd=REPO, check=True,
-                         capture_output=True, text=True).stdout.strip()
-    target = work / sha
-    if not (target / "pytest_qase").is_dir():
-        shutil.rmtree(target, ignore_errors=True)
-        target.mkdir(parents=True)
-        archive = subprocess.run(["git", "archive", sha, "pytest_qase"], cwd=REPO,
-                                 check=True, capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
-    return target
-
-
-def write_suite(folder: Path, tests: int) -> Path:
-    path = folder / f"test_trivial_{tests}.py"
-    path.write_text(f"import pytest\n\n\n@pytest.mark.parametrize('i', range({tests}))\n"
-                    "def test_trivial(i):\n    pass\n")
-    return path
+    return None if ref == "worktree" else snapshot(DEFAULT_WORK, ref)
 
 
 def session(mode: str, source: Optional[Path], suite: Path, valgrind: bool) -> int:
-    """One session without the plugin, with it installed but off, or uploading; the
-    instructions it executed (0 outside valgrind)."""
+    """One session without the plugin, with it installed but off, or uploading, in the
+    ``suite`` folder (see ``trivial_suite``); the instructions it executed (0 outside
+    valgrind)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("QASE_", "PYTEST_")) and k not in (
                "PYTHONDONTWRITEBYTECODE", "PYTHONPATH")}
@@ -98,19 +82,19 @@ def session(mode: str, source: Optional[Path], suite: Path, valgrind: bool) -> i
     if source is not None:
         env["PYTHONPATH"] = str(source)
     args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-            "-p", "no:rerunfailures", "-p", "no:xdist", suite.name]
+            "-p", "no:rerunfailures", "-p", "no:xdist", "test_trivial.py"]
     server = None
     if mode == NO_PLUGIN:
         args += ["-p", "no:qase"]
     elif mode == UPLOAD:
-        server = Server(suite.parent).start()
+        server = Server(suite).start()
         env.update(server.env())
         args += ["--qase", f"--qase-ca-bundle={server.ca_path}"]
     if valgrind:
         args = ["valgrind", "--tool=cachegrind", "--cache-sim=no",
                 "--cachegrind-out-file=/dev/null", *args]
     try:
-        done = subprocess.run(args, env=env, cwd=suite.parent, capture_output=True, text=True)
+        done = subprocess.run(args, env=env, cwd=suite, capture_output=True, text=True)
     finally:
         if server is not None:
             server.stop()
@@ -260,13 +244,11 @@ def main() -> None:
         raise SystemExit("valgrind is not installed: apt-get install valgrind")
     small, large = sorted(int(n) for n in args.tests.split(","))
     refs = [r.strip() for r in args.refs.split(",") if r.strip()]
-    work = HERE / "_work" / "instructions"
-    work.mkdir(parents=True, exist_ok=True)
-    sources = {ref: unpack(ref, work) for ref in refs}
+    sources = {ref: source_of(ref) for ref in refs}
     # (what the session does, the plugin's version): the last version also installed but off
     kinds = [(NO_PLUGIN, refs[-1]), (OFF, refs[-1])] + [(UPLOAD, ref) for ref in refs]
     with tempfile.TemporaryDirectory() as folder:
-        suites = {n: write_suite(Path(folder), n) for n in (small, large)}
+        suites = {n: trivial_suite(Path(folder), n) for n in (small, large)}
         for mode, ref in kinds:  # compile every version's bytecode outside the count
             session(mode, sources[ref], suites[small], valgrind=False)
         with ThreadPoolExecutor(args.jobs) as pool:

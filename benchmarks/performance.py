@@ -128,36 +128,45 @@ def _installed(name: str) -> Optional[str]:
         return None
 
 
+def snapshot(work: Path, ref: str) -> Path:
+    """The repository at the commit ``ref`` names, exported with ``git archive`` into
+    ``_work/snapshots/<commit>/`` once: the code measured cannot change while a benchmark
+    runs, even when the checkout is edited meanwhile."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--verify", f"{ref}^{{commit}}"], cwd=REPO,
+                                capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise SetupError(f"{ref}: not a commit of {REPO} ({exc})") from None
+    folder = work / "snapshots" / commit
+    if not (folder / "pyproject.toml").exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=REPO,
+                                 capture_output=True, check=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(folder, filter="data")
+            else:  # our own repository's archive
+                tar.extractall(folder)
+    return folder
+
+
 def plugin_source(work: Path, ref: str) -> tuple[str, str]:
     """What to install as pytest-qase, and how to name it in the output.
 
-    A git ref (default ``HEAD``) is exported with ``git archive`` into
-    ``_work/snapshots/<commit>/`` and installed from there (not editable): the code measured
-    cannot change while the benchmark runs, even when the checkout is edited meanwhile.
+    A git ref (default ``HEAD``) is installed from its ``snapshot`` (not editable).
     ``worktree`` installs the checkout itself in editable mode (uncommitted changes count).
     """
     if ref == "worktree":
         return f"-e {REPO}", "the working tree (editable)"
     try:
-        commit = subprocess.run(["git", "rev-parse", "--verify", f"{ref}^{{commit}}"], cwd=REPO,
-                                capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError) as exc:
-        raise SetupError(f"--plugin-ref {ref}: not a commit of {REPO} ({exc})") from None
-    snapshot = work / "snapshots" / commit
-    if not (snapshot / "pyproject.toml").exists():
-        shutil.rmtree(snapshot, ignore_errors=True)
-        snapshot.mkdir(parents=True)
-        archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=REPO,
-                                 capture_output=True, check=True).stdout
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(snapshot, filter="data")
-            else:  # our own repository's archive
-                tar.extractall(snapshot)
+        folder = snapshot(work, ref)
+    except SetupError as exc:
+        raise SetupError(f"--plugin-ref {exc}") from None
     dirty = subprocess.run(["git", "status", "--porcelain", "--", "pytest_qase"], cwd=REPO,
                            capture_output=True, text=True).stdout.strip()
     note = "; uncommitted changes in pytest_qase/ are not measured" if dirty else ""
-    return str(snapshot), f"commit {commit[:12]} ({ref}){note}"
+    return str(folder), f"commit {folder.name[:12]} ({ref}){note}"
 
 
 def make_venvs(work: Path, qase_pytest: str, ours: str) -> dict[str, Venv]:

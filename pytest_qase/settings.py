@@ -525,12 +525,11 @@ class Sources:
             if isinstance(value, bool):
                 value = "true" if value else "false"
             if value not in ("", None, []):
-                if option.ini in self.overridden:  # -o NAME=VALUE: typed on the command line
-                    value = _absolute(str(value), Path.cwd()) if is_path else str(value)
-                    yield value, self.ini_origin(option.ini), option.parse
-                else:
-                    value = _absolute(str(value), self.ini_dir) if is_path else str(value)
-                    yield value, self.ini_origin(option.ini), option.ini_parse or option.parse
+                typed = option.ini in self.overridden  # -o NAME=VALUE: on the command line
+                base = Path.cwd() if typed else self.ini_dir
+                value = _absolute(str(value), base) if is_path else str(value)
+                yield value, self.ini_origin(option.ini), (
+                    option.parse if typed else option.ini_parse or option.parse)
 
 
 def _absolute(value: str, base: Path) -> str:
